@@ -1,0 +1,94 @@
+// Every refusal the core can make has a machine-readable reason, and every reason has
+// exactly one SMTP reply (code, enhanced status code, text), declared in reply.cpp.
+// grep for a reason name lands on its reply, the code that decides it and its tests.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace amtp {
+
+enum class Reason {
+    none,
+    // TLS identity (tls_identity)
+    no_client_cert,
+    untrusted_issuer,
+    cert_expired,
+    cert_not_yet_valid,
+    cert_revoked,
+    cert_purpose,       // no usable extended key usage
+    cert_invalid,       // any other verification failure (bad signature, malformed ...)
+    cert_no_name,       // neither a SAN dNSName nor a usable subject CN
+    pin_wrong_network,  // pinned self-signed certificate used from an unlisted network
+    // EHLO binding
+    helo_refused,
+    ehlo_syntax,
+    ehlo_not_in_cert,
+    ptr_missing,
+    ptr_mismatch,
+    ptr_unconfirmed,    // dns.forward-confirm: no PTR name resolves back to the address
+    dns_temporary,
+    // MPC
+    mpc_missing,
+    mpc_malformed,
+    mpc_undefined,
+    mpc_duplicate,
+    mpc_denied,
+    mpc_temporary,
+    mpc_header_present,
+    mpc_conflict,       // AMTP-MPC header carrier disagrees with the MAIL parameter
+    // SMTP dialogue
+    ehlo_first,
+    bad_sequence,
+    syntax_error,
+    bad_sender,
+    bad_recipient,
+    unknown_command,
+    unknown_parameter,
+    line_too_long,
+    data_line_too_long,
+    relay_denied,
+    too_many_recipients,
+    no_recipients,
+    message_too_big,
+    too_many_errors,
+    timeout,
+    tls_required,       // STARTTLS mode: command not allowed before TLS
+    tls_already_active,
+    shutting_down,
+    too_many_connections,
+    storage_full,
+    storage_temporary,
+    // client side (outgoing)
+    srv_missing,
+    server_name_mismatch,
+    server_cert_invalid,
+    connection_failed,
+    protocol_error,
+};
+
+// The reason's stable name, e.g. "ptr_mismatch".
+const char* reason_name(Reason reason);
+
+struct Reply {
+    int code = 0;
+    std::string enhanced;              // RFC 3463 status, e.g. "5.7.1"; empty where none is sent
+    std::string text;                  // first line's text
+    std::vector<std::string> more;     // further lines (EHLO keywords, ...)
+    Reason reason = Reason::none;
+
+    bool positive() const { return code >= 200 && code < 400; }
+    bool temporary() const { return code >= 400 && code < 500; }
+    bool permanent() const { return code >= 500; }
+    // Wire form, CRLF-terminated, multi-line with "code-" continuation.
+    std::string wire() const;
+};
+
+// The one reply for a refusal. `detail` replaces the default text's tail where given
+// (it is sanitised: control characters cannot reach the wire).
+Reply reply_for(Reason reason, std::string_view detail = {});
+
+Reply make_reply(int code, std::string_view enhanced, std::string_view text);
+
+} // namespace amtp

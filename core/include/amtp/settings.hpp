@@ -1,0 +1,100 @@
+// Runtime settings shared by every front-end (profile B8): one INI file read with
+// Boost.Program_options. One table declares every option (name, type, default, help);
+// the parser, --help, --check-config and docs/CONFIGURATION.md all come from it.
+#pragma once
+
+#include "amtp/address.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace amtp {
+
+struct Limits {
+    std::uint64_t max_message_size = 25 * 1024 * 1024;
+    unsigned max_recipients = 100;
+    std::chrono::seconds command_timeout{300};
+    std::chrono::seconds data_timeout{600};
+    unsigned max_errors = 10;
+    unsigned max_connections = 1000;
+    unsigned max_connections_per_ip = 20;
+};
+
+struct Settings {
+    std::string source;                  // the file read, for messages
+    std::string hostname;
+
+    struct Listen {
+        std::vector<Endpoint> public_endpoints;   // listen.public
+        std::vector<Endpoint> private_endpoints;  // listen.private
+        bool starttls = false;                    // listen.starttls (profile B1)
+    } listen;
+
+    struct Tls {
+        std::string certificate;
+        std::string key;
+        std::vector<std::string> trusted_ca;
+        std::vector<std::string> private_ca;
+        std::string crl;
+        bool require_client_eku = false;
+        std::string min_version = "1.2";
+    } tls;
+
+    struct Dns {
+        std::string resolver;                     // addr@port; empty: resolv.conf
+        bool forward_confirm = false;
+        std::chrono::milliseconds timeout{5000};
+        std::string trust_anchor;
+        std::vector<std::string> nodefault_zones;
+    } dns;
+
+    struct Delivery {
+        std::vector<std::string> local_domains;   // normalised
+        std::string maildir_root = "/var/mail/amtp";
+        std::string lmtp;                         // unix:/path or host:port
+    } delivery;
+
+    struct PolicyFile {
+        std::string file;
+    } policy;
+
+    struct Client {
+        std::string source;                       // source address for outgoing AMTP
+        std::uint16_t port = 26;                  // used when SRV is not consulted (tests)
+    } client;
+
+    struct Queue {
+        std::string directory = "/var/spool/amtp";
+        std::vector<std::chrono::seconds> retry_schedule;
+        std::chrono::seconds max_age{5 * 24 * 3600};
+    } queue;
+
+    Limits limits;
+    std::string user;                             // drop privileges to this user after binding
+};
+
+struct OptionSpec {
+    const char* name;        // "section.key" or "key" for the top section
+    const char* type;        // string, bool, count, size, duration, endpoint, path, host, list
+    const char* default_value; // "" for none
+    bool repeatable;
+    bool required;
+    const char* help;
+};
+
+const std::vector<OptionSpec>& option_table();
+
+// Reads and checks a file. Throws ConfigError(file, line, key, message) on an unknown
+// key, a bad value, a missing required key, or a syntax error.
+Settings load_settings(const std::string& path);
+Settings load_settings_string(const std::string& text, const std::string& source_name);
+
+// Paths in the settings are taken relative to the configuration file's directory.
+
+std::string settings_help();       // for --help
+std::string settings_markdown();   // docs/CONFIGURATION.md, generated
+std::string describe_settings(const Settings& settings); // for --check-config: effective values
+
+} // namespace amtp
