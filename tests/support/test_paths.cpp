@@ -1,5 +1,6 @@
 #include "support/test_paths.hpp"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
