@@ -34,10 +34,12 @@ LogLine& LogLine::kv(std::string_view key, std::string_view value)
         return *this;
     }
     line_ += '"';
+    // printable() already wrote every other escape as \xHH; a quote gets the same form.
     for (const char c : v) {
-        if (c == '"' || c == '\\')
-            line_ += '\\';
-        line_ += c;
+        if (c == '"')
+            line_ += "\\x22";
+        else
+            line_ += c;
     }
     line_ += '"';
     return *this;

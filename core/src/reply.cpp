@@ -51,6 +51,8 @@ constexpr Entry table[] = {
     {Reason::unknown_parameter, "unknown_parameter", 555, "5.5.4", "Parameter not recognized"},
     {Reason::line_too_long, "line_too_long", 500, "5.5.2", "Line too long"},
     {Reason::data_line_too_long, "data_line_too_long", 554, "5.6.0", "Message has a line longer than 998 characters"},
+    {Reason::bare_linefeed, "bare_linefeed", 554, "5.6.0", "Message contains a bare LF; lines must end with CRLF"},
+    {Reason::not_implemented, "not_implemented", 502, "5.5.1", "Command not implemented"},
     {Reason::relay_denied, "relay_denied", 550, "5.7.1", "Relaying denied: recipient domain is not local"},
     {Reason::too_many_recipients, "too_many_recipients", 452, "4.5.3", "Too many recipients"},
     {Reason::no_recipients, "no_recipients", 503, "5.5.1", "No valid recipients"},

@@ -48,6 +48,8 @@ enum class Reason {
     unknown_parameter,
     line_too_long,
     data_line_too_long,
+    bare_linefeed,
+    not_implemented,
     relay_denied,
     too_many_recipients,
     no_recipients,
