@@ -229,7 +229,7 @@ TEST_CASE("A server that declares DENY com/* but ALLOW com/individual accepts co
     }
 }
 
-TEST_CASE("A leading ALLOW implies DENY */* before it")
+TEST_CASE("The client reads a leading ALLOW as implying DENY */* before it")
 {
     Server s(message({"bob@mx.example.net"}, {"com", "individual"}));
     CHECK(s.open(ehlo({"MPC ALLOW=per/*"})) == "QUIT\r\n");

@@ -28,6 +28,7 @@ private:
     bool in_carrier_ = false;     // the current field is an AMTP-MPC one (continuations dropped)
     unsigned mpc_fields_ = 0;
     std::vector<std::string> carrier_values_;
+    std::string carrier_raw_;     // the current AMTP-MPC value unfolded but untrimmed
 };
 
 } // namespace amtp

@@ -12,6 +12,7 @@
 #include <ctime>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace amtp {
 
@@ -31,7 +32,8 @@ struct TraceInfo {
 
 // Each returns one complete field, folded, ending in CRLF.
 std::string received_field(const TraceInfo& info);
-// result: "pass" or "fail"; reason: a Reason name, "none" on pass.
+// result: "pass" or "fail" (another RFC 8601 result keyword is accepted; anything else
+// throws std::invalid_argument); reason: Reason::none on pass.
 std::string authentication_results_field(const std::string& authserv_id, const TraceInfo& info,
                                          std::string_view result, Reason reason);
 std::string mpc_field(const MpcValue& value);
