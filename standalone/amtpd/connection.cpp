@@ -1,0 +1,162 @@
+#include "amtpd/connection.hpp"
+
+#include "amtpd/server.hpp"
+#include "net/tls_context.hpp"
+
+#include <boost/asio/write.hpp>
+
+namespace amtp::amtpd {
+
+namespace asio = boost::asio;
+
+Connection::Connection(Server& server, asio::ip::tcp::socket socket, std::shared_ptr<const Runtime> runtime,
+                       ListenerKind kind, IpAddress peer, std::string session_id, std::optional<Reason> refuse)
+    : server_(server), runtime_(std::move(runtime)), kind_(kind), peer_(peer),
+      stream_(std::move(socket), runtime_->tls(kind)), timer_(server.io()),
+      session_(runtime_->config_ptr(kind), peer, std::move(session_id), server.log()), refuse_(refuse)
+{
+}
+
+void Connection::start()
+{
+    // The handshake gets the command timeout too: a silent peer must not hold a slot.
+    arm_timer(runtime_->settings.limits.command_timeout);
+    stream_.async_handshake(asio::ssl::stream_base::server,
+                            [self = shared_from_this()](const boost::system::error_code& ec) { self->on_handshake(ec); });
+}
+
+void Connection::on_handshake(const boost::system::error_code& ec)
+{
+    if (ec) {
+        if (server_.log())
+            server_.log()(LogLine("tls").kv("session", session_.id()).kv("peer", peer_.str())
+                              .kv("result", "fail").kv("reason", "tls_handshake").kv("detail", ec.message()).str());
+        finish("handshake failed");
+        return;
+    }
+    started_ = true;
+    if (refuse_) {
+        out_ += reply_for(*refuse_).wire();
+        closing_ = true;
+        write();
+        return;
+    }
+    SSL* ssl = stream_.native_handle();
+    TlsInfo tls;
+    tls.version = net::tls_version(ssl);
+    tls.cipher = net::tls_cipher(ssl);
+    const X509StackPtr chain = net::peer_chain(ssl);
+    if (!chain || sk_X509_num(chain.get()) == 0)
+        tls.identity.reason = Reason::no_client_cert;
+    else
+        tls.identity = runtime_->trust->verify_client(chain.get(), kind_, peer_, std::time(nullptr));
+    session_.start(std::move(tls));
+    pump();
+}
+
+void Connection::pump()
+{
+    if (finished_)
+        return;
+    if (auto address = session_.take_lookup()) {
+        server_.lookup_client_names(*address, [self = shared_from_this()](ReverseDnsResult r) {
+            self->session_.reverse_dns_done(std::move(r));
+            self->pump();
+        });
+    }
+    if (auto request = session_.take_delivery()) {
+        server_.store(std::move(*request), [self = shared_from_this()](Reason failure, std::string detail) {
+            self->session_.delivery_done(failure, detail);
+            self->pump();
+        });
+    }
+    if (stop_requested_ && !session_.busy() && !session_.wants_close())
+        session_.shutdown();
+    out_ += session_.take_output();
+    if (session_.wants_close())
+        closing_ = true;
+    write();
+    if (!closing_ && !session_.busy())
+        read();
+    if (!closing_)
+        arm_timer(session_.current_timeout());
+}
+
+void Connection::read()
+{
+    if (reading_)
+        return;
+    reading_ = true;
+    stream_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](const boost::system::error_code& ec,
+                                                                                std::size_t n) {
+        self->reading_ = false;
+        if (ec) {
+            self->finish(ec == asio::error::eof ? "peer closed" : ec.message());
+            return;
+        }
+        self->session_.receive(std::string_view(self->buffer_.data(), n));
+        self->pump();
+    });
+}
+
+void Connection::write()
+{
+    if (writing_ || finished_)
+        return;
+    if (out_.empty()) {
+        if (closing_)
+            finish("closed");
+        return;
+    }
+    writing_ = true;
+    writing_buffer_ = std::exchange(out_, std::string{});
+    asio::async_write(stream_, asio::buffer(writing_buffer_),
+                      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                          self->writing_ = false;
+                          if (ec) {
+                              self->finish(ec.message());
+                              return;
+                          }
+                          self->write();
+                      });
+}
+
+void Connection::arm_timer(std::chrono::seconds after)
+{
+    timer_.expires_after(after);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (ec || self->finished_)
+            return;
+        if (!self->started_) {
+            self->finish("handshake timeout");
+            return;
+        }
+        self->session_.timeout();
+        self->pump();
+    });
+}
+
+void Connection::stop()
+{
+    stop_requested_ = true;
+    if (started_)
+        pump();
+}
+
+void Connection::finish(std::string_view why)
+{
+    if (finished_)
+        return;
+    finished_ = true;
+    timer_.cancel();
+    boost::system::error_code ignored;
+    // A TLS close_notify would wait for the peer; the session is over, so just close.
+    stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    stream_.lowest_layer().close(ignored);
+    if (server_.log())
+        server_.log()(LogLine("disconnect").kv("session", session_.id()).kv("peer", peer_.str())
+                          .kv("why", why).kv("messages", static_cast<long long>(session_.messages_accepted())).str());
+    server_.closed(this, peer_);
+}
+
+} // namespace amtp::amtpd

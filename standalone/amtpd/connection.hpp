@@ -1,0 +1,56 @@
+// One AMTP connection: implicit TLS, then the core session's decisions carried out.
+#pragma once
+
+#include "amtpd/runtime.hpp"
+#include "amtp/server_session.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace amtp::amtpd {
+
+class Server;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+    Connection(Server& server, boost::asio::ip::tcp::socket socket, std::shared_ptr<const Runtime> runtime,
+               ListenerKind kind, IpAddress peer, std::string session_id, std::optional<Reason> refuse);
+    void start();
+    // Server stopping: 421 as soon as no transaction is in flight.
+    void stop();
+    const IpAddress& peer() const { return peer_; }
+
+private:
+    void on_handshake(const boost::system::error_code& ec);
+    void pump();
+    void read();
+    void write();
+    void arm_timer(std::chrono::seconds after);
+    void finish(std::string_view why);
+
+    Server& server_;
+    std::shared_ptr<const Runtime> runtime_;
+    ListenerKind kind_;
+    IpAddress peer_;
+    boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+    boost::asio::steady_timer timer_;
+    ServerSession session_;
+    std::optional<Reason> refuse_;
+    std::array<char, 16384> buffer_{};
+    std::string out_;
+    std::string writing_buffer_;
+    bool reading_ = false;
+    bool writing_ = false;
+    bool closing_ = false;
+    bool finished_ = false;
+    bool stop_requested_ = false;
+    bool started_ = false;
+};
+
+} // namespace amtp::amtpd

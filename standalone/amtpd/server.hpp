@@ -1,0 +1,72 @@
+// amtpd's event loop: one Boost.Asio io_context, no thread per connection. Listeners
+// accept, each connection runs a core ServerSession over an OpenSSL stream, DNS runs
+// through the core's libunbound resolver on the same loop, and storage (which blocks
+// on fsync) runs on a small thread pool whose results are posted back to the loop.
+#pragma once
+
+#include "amtpd/runtime.hpp"
+#include "amtp/log.hpp"
+#include "amtp/resolver.hpp"
+#include "net/dns_pump.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <vector>
+
+namespace amtp::amtpd {
+
+class Connection;
+
+class Server {
+public:
+    Server(boost::asio::io_context& io, std::shared_ptr<const Runtime> runtime, LogSink log);
+    ~Server();
+
+    // Binds every listener of the settings; throws std::system_error on failure.
+    void listen();
+    // Stops accepting, lets sessions finish within `grace`, then stops the loop.
+    void stop(std::chrono::seconds grace);
+    // New certificates and policy for new connections; sessions in flight keep theirs.
+    void reload(std::shared_ptr<const Runtime> runtime);
+
+    // For connections.
+    void lookup_client_names(const IpAddress& address, std::function<void(ReverseDnsResult)> done);
+    void store(DeliveryRequest request, std::function<void(Reason, std::string)> done);
+    void closed(Connection* connection, const IpAddress& peer);
+    const LogSink& log() const { return log_; }
+    boost::asio::io_context& io() { return io_; }
+    std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
+
+private:
+    struct Listener {
+        boost::asio::ip::tcp::acceptor acceptor;
+        ListenerKind kind;
+    };
+    void accept(Listener& listener);
+    std::string next_session_id();
+
+    boost::asio::io_context& io_;
+    std::shared_ptr<const Runtime> runtime_;
+    LogSink log_;
+    Resolver resolver_;
+    net::DnsPump dns_;
+    boost::asio::thread_pool storage_;
+    std::vector<std::unique_ptr<Listener>> listeners_;
+    std::set<std::shared_ptr<Connection>> connections_;
+    std::map<IpAddress, unsigned> per_ip_;
+    std::uint64_t session_counter_ = 0;
+    std::string session_prefix_;
+    bool stopping_ = false;
+    boost::asio::steady_timer stop_timer_;
+};
+
+} // namespace amtp::amtpd

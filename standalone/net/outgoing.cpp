@@ -1,0 +1,178 @@
+#include "net/outgoing.hpp"
+
+#include "net/tls_context.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+#include <optional>
+
+namespace amtp::net {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+// Runs the io_context until the started operation completes or `limit` passes; on
+// timeout the socket is closed so the operation ends with operation_aborted.
+template <typename Socket>
+bool run_with_deadline(asio::io_context& io, Socket& socket, std::chrono::steady_clock::duration limit, bool& done)
+{
+    io.restart();
+    io.run_for(limit);
+    if (done)
+        return true;
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    io.restart();
+    io.run();
+    return false;
+}
+
+struct Attempt {
+    bool connected = false;          // the session ran (outcomes decided by it)
+    Reason failure = Reason::none;   // why not, when it did not
+    std::string detail;
+};
+
+Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls, ClientSession& session,
+                const std::string& target, const IpAddress& address, std::uint16_t port, const LogSink& log)
+{
+    asio::io_context io;
+    asio::ssl::context ctx(client_tls);
+    SSL_CTX_up_ref(client_tls); // the asio context frees what it holds
+    asio::ssl::stream<tcp::socket> stream(io, ctx);
+    auto& socket = stream.lowest_layer();
+    const tcp::endpoint remote(asio::ip::make_address(address.str()), port);
+    boost::system::error_code ec;
+    socket.open(remote.protocol(), ec);
+    if (!ec && !s.client.source.empty()) {
+        const auto src = IpAddress::parse(s.client.source);
+        if (src && src->is_v4() == address.is_v4())
+            socket.bind(tcp::endpoint(asio::ip::make_address(src->str()), 0), ec);
+    }
+    if (ec)
+        return {false, Reason::connection_failed, ec.message()};
+
+    bool done = false;
+    socket.async_connect(remote, [&](const boost::system::error_code& e) { ec = e; done = true; });
+    if (!run_with_deadline(io, socket, std::chrono::seconds(30), done) || ec)
+        return {false, Reason::connection_failed, done ? ec.message() : "connect timeout"};
+
+    SSL_set_tlsext_host_name(stream.native_handle(), target.c_str());
+    done = false;
+    stream.async_handshake(asio::ssl::stream_base::client, [&](const boost::system::error_code& e) { ec = e; done = true; });
+    if (!run_with_deadline(io, socket, std::chrono::seconds(60), done) || ec)
+        return {false, Reason::connection_failed, done ? "TLS: " + ec.message() : "TLS handshake timeout"};
+
+    const X509StackPtr chain = peer_chain(stream.native_handle());
+    const IdentityResult server = trust.verify_server(chain.get(), target, std::time(nullptr));
+    if (!server.ok()) {
+        if (log)
+            log(LogLine("server-cert").kv("target", target).kv("result", "fail")
+                    .kv("reason", reason_name(server.reason)).kv("detail", server.detail).str());
+        return {false, server.reason, server.detail};
+    }
+
+    std::array<char, 16384> buffer{};
+    const auto step_limit = s.limits.command_timeout;
+    while (!session.done()) {
+        const std::string out = session.take_output();
+        if (!out.empty()) {
+            done = false;
+            asio::async_write(stream, asio::buffer(out), [&](const boost::system::error_code& e, std::size_t) {
+                ec = e;
+                done = true;
+            });
+            if (!run_with_deadline(io, socket, step_limit, done) || ec) {
+                session.connection_lost(done ? ec.message() : "write timeout");
+                return {true, Reason::none, {}};
+            }
+            continue;
+        }
+        std::size_t n = 0;
+        done = false;
+        stream.async_read_some(asio::buffer(buffer), [&](const boost::system::error_code& e, std::size_t got) {
+            ec = e;
+            n = got;
+            done = true;
+        });
+        if (!run_with_deadline(io, socket, step_limit, done) || ec) {
+            session.connection_lost(done ? ec.message() : "read timeout");
+            return {true, Reason::none, {}};
+        }
+        session.receive(std::string_view(buffer.data(), n));
+    }
+    const std::string last = session.take_output(); // QUIT
+    if (!last.empty()) {
+        done = false;
+        asio::async_write(stream, asio::buffer(last), [&](const boost::system::error_code&, std::size_t) { done = true; });
+        run_with_deadline(io, socket, std::chrono::seconds(5), done);
+    }
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    return {true, Reason::none, {}};
+}
+
+DomainDelivery all(const OutgoingMessage& m, RecipientStatus status, const Reply& reply)
+{
+    DomainDelivery d;
+    for (const auto& r : m.recipients)
+        d.outcomes.push_back({r, status, reply});
+    return d;
+}
+
+} // namespace
+
+DomainDelivery deliver_to_domain(const Settings& s, Resolver& resolver, const TrustStore& trust, SSL_CTX* client_tls,
+                                 const OutgoingMessage& message, const std::string& domain, const LogSink& log)
+{
+    const SrvResult srv = resolver.srv(domain);
+    if (srv.status == DnsStatus::temporary)
+        return all(message, RecipientStatus::temporary, reply_for(Reason::dns_temporary, srv.error));
+    if (srv.status == DnsStatus::negative || srv.targets.empty())
+        return all(message, RecipientStatus::permanent, reply_for(Reason::srv_missing, "_amtp._tcp." + domain));
+
+    Attempt last{false, Reason::connection_failed, "no address for any SRV target"};
+    for (const auto& target : srv.targets) {
+        const DnsResult addresses = resolver.addresses(target.target);
+        if (addresses.status != DnsStatus::answer) {
+            last = {false, addresses.status == DnsStatus::temporary ? Reason::dns_temporary : Reason::connection_failed,
+                    target.target + ": " + addresses.error};
+            continue;
+        }
+        for (const auto& text : addresses.records) {
+            const auto address = IpAddress::parse(text);
+            if (!address)
+                continue;
+            ClientSession session(s.hostname, message);
+            const Attempt a = attempt(s, trust, client_tls, session, target.target, *address, target.port, log);
+            const std::string where = target.target + "[" + address->str() + "]:" + std::to_string(target.port);
+            if (log)
+                log(LogLine("attempt").kv("domain", domain).kv("server", where)
+                        .kv("result", a.connected ? "session" : "fail").kv("reason", reason_name(a.failure))
+                        .kv("detail", a.detail).str());
+            if (a.connected) {
+                DomainDelivery d;
+                d.outcomes = session.outcomes();
+                d.mpc_denied = session.mpc_denied();
+                d.server = where;
+                return d;
+            }
+            last = a;
+        }
+    }
+    // Every target failed before a session: temporary, including certificate problems
+    // (a fixed certificate or DNS record should get the mail through on a retry).
+    return all(message, RecipientStatus::temporary, reply_for(last.failure == Reason::none ? Reason::connection_failed
+                                                                                           : last.failure, last.detail));
+}
+
+} // namespace amtp::net
