@@ -31,6 +31,10 @@ MpcParseResult parse_mpc(std::string_view text);
 bool is_defined_role(std::string_view role);
 bool is_defined_class(std::string_view cls);
 
+// Why `text` is not a valid MPC value (or, with `wildcards`, a valid pattern), in
+// words for configuration errors, e.g. `undefined class "optinn"`; empty when valid.
+std::string mpc_problem(std::string_view text, bool wildcards);
+
 // The always-accepted value (draft s4.5): reports of MPC violations.
 bool is_always_accepted(const MpcValue& value);
 
@@ -68,7 +72,8 @@ public:
 
     // Reads a peer's EHLO line (with or without the leading keyword): the ABNF form,
     // and the examples' forms "MPC DENY com/*" and "MPC-ALLOW */individual".
-    // nullopt when the line is not an MPC line or is malformed.
+    // nullopt when the line is not an MPC line or is malformed, including a pattern
+    // naming an undefined role or class (docs/POLICY.md, "Reading a peer's line").
     static std::optional<DeclarationList> parse_ehlo_line(std::string_view line);
 
 private:

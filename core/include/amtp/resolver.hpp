@@ -26,6 +26,10 @@ struct DnsResult {
     std::vector<std::string> records;  // PTR/CNAME targets normalised; addresses as text
     bool secure = false;               // DNSSEC validated (only with a trust anchor)
     std::string error;                 // why, when not an answer (for the log line)
+    // addresses(): an answer from one of A/AAAA while the other failed temporarily, so
+    // an address missing from `records` may exist (forward confirmation must not treat
+    // that as a permanent "does not lead back").
+    bool partial = false;
 };
 
 struct SrvRecord {
@@ -74,6 +78,11 @@ public:
     DnsResult ptr(const IpAddress& address);
     DnsResult addresses(const std::string& name);
     SrvResult srv(const std::string& domain);
+
+    // The loop behind the blocking forms: polls fd() and calls process() until
+    // `finished()` is true or nothing is pending (every lookup has a deadline, so it
+    // ends). Other pending lookups' callbacks run meanwhile, from this thread.
+    void run_until(const std::function<bool()>& finished);
 
 private:
     struct Impl;

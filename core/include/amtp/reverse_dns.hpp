@@ -22,11 +22,13 @@ struct ReverseDnsResult {
     std::vector<std::string> unconfirmed; // PTR names whose A/AAAA did not lead back
     bool forward_checked = false;
     std::string error;
+    std::vector<std::string> unchecked;   // PTR names whose forward lookup failed temporarily
 };
 
 // The verdict for an EHLO name (already normalised): Reason::none when one of the PTR
 // names equals it; ptr_missing (no PTR), ptr_unconfirmed (PTR names exist but none
-// resolves back), ptr_mismatch, or dns_temporary.
+// resolves back), ptr_mismatch, or dns_temporary (also when the EHLO name is among the
+// `unchecked` ones: a retry may confirm it).
 Reason check_ptr(const ReverseDnsResult& result, std::string_view ehlo_name);
 
 void lookup_client_names(Resolver& resolver, const IpAddress& address, bool forward_confirm,

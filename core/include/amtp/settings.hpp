@@ -1,6 +1,8 @@
 // Runtime settings shared by every front-end (profile B8): one INI file read with
 // Boost.Program_options. One table declares every option (name, type, default, help);
 // the parser, --help, --check-config and docs/CONFIGURATION.md all come from it.
+// The defaults written below are the table's defaults (a unit test keeps them equal),
+// so a default-constructed Settings behaves like a file that sets nothing but hostname.
 #pragma once
 
 #include "amtp/address.hpp"
@@ -47,7 +49,7 @@ struct Settings {
         bool forward_confirm = false;
         std::chrono::milliseconds timeout{5000};
         std::string trust_anchor;
-        std::vector<std::string> nodefault_zones;
+        std::vector<std::string> nodefault_zones; // normalised, with the trailing dot ("test.")
     } dns;
 
     struct Delivery {
@@ -67,7 +69,9 @@ struct Settings {
 
     struct Queue {
         std::string directory = "/var/spool/amtp";
-        std::vector<std::chrono::seconds> retry_schedule;
+        std::vector<std::chrono::seconds> retry_schedule{std::chrono::minutes(5), std::chrono::minutes(15),
+                                                         std::chrono::minutes(30), std::chrono::hours(1),
+                                                         std::chrono::hours(2), std::chrono::hours(4)};
         std::chrono::seconds max_age{5 * 24 * 3600};
     } queue;
 
@@ -77,7 +81,9 @@ struct Settings {
 
 struct OptionSpec {
     const char* name;        // "section.key" or "key" for the top section
-    const char* type;        // string, bool, count, size, duration, endpoint, path, host, list
+    const char* type;        // fqdn, host, zone, user, bool, count, port, size, duration,
+                             // durations, endpoint, address, resolver, path, lmtp, tls-version
+                             // (each explained in the "Value types" part of settings_markdown())
     const char* default_value; // "" for none
     bool repeatable;
     bool required;
@@ -91,7 +97,10 @@ const std::vector<OptionSpec>& option_table();
 Settings load_settings(const std::string& path);
 Settings load_settings_string(const std::string& text, const std::string& source_name);
 
-// Paths in the settings are taken relative to the configuration file's directory.
+// Paths in the settings (tls.*, dns.trust-anchor, policy.file, delivery.maildir-root,
+// delivery.lmtp's unix: socket, queue.directory) are made absolute: a relative one is
+// taken from the configuration file's directory (for load_settings_string, the
+// directory of source_name). Files are not opened here; the modules using them do that.
 
 std::string settings_help();       // for --help
 std::string settings_markdown();   // docs/CONFIGURATION.md, generated

@@ -1,0 +1,61 @@
+// amtp-config: the command-line face of the option table (profile B8). Operators check
+// a file before reloading a server; the build regenerates docs/CONFIGURATION.md with it.
+// Exit codes follow sysexits(3): 0, EX_USAGE (64) for a bad command line, EX_CONFIG
+// (78) for a configuration that cannot be used.
+#include "amtp/errors.hpp"
+#include "amtp/settings.hpp"
+
+#include <sysexits.h>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace {
+
+void usage(std::ostream& out)
+{
+    out << "usage: amtp-config --check-config FILE   read FILE as every AMTP program does, print the\n"
+           "                                        effective settings, or the first error and exit 78\n"
+           "       amtp-config --markdown            print the reference (docs/CONFIGURATION.md)\n"
+           "       amtp-config --help                print this and every option of the file\n";
+}
+
+int check_config(const std::string& file)
+{
+    try {
+        const auto settings = amtp::load_settings(file);
+        std::cout << amtp::describe_settings(settings) << "configuration OK\n";
+        return EX_OK;
+    } catch (const amtp::ConfigError& e) {
+        std::cerr << e.what() << '\n';
+        return EX_CONFIG;
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    const std::vector<std::string> args(argv + 1, argv + argc);
+    const std::string check_prefix = "--check-config=";
+
+    if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
+        usage(std::cout);
+        std::cout << "\nOptions of the configuration file (INI: [section] then key = value):\n"
+                  << amtp::settings_help();
+        return EX_OK;
+    }
+    if (args.size() == 1 && args[0] == "--markdown") {
+        std::cout << amtp::settings_markdown();
+        return std::cout.flush() ? EX_OK : EX_IOERR;
+    }
+    if (args.size() == 2 && args[0] == "--check-config")
+        return check_config(args[1]);
+    if (args.size() == 1 && args[0].compare(0, check_prefix.size(), check_prefix) == 0 &&
+        args[0].size() > check_prefix.size())
+        return check_config(args[0].substr(check_prefix.size()));
+
+    usage(std::cerr);
+    return EX_USAGE;
+}
