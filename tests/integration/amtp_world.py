@@ -1,0 +1,267 @@
+"""A small AMTP world on loopback for over-the-wire tests of any front-end.
+
+Real parts only: certificates made by tests/support/make-test-pki.sh (the openssl
+command), a real unbound on 127.0.0.1 with the test zones, and the front-end started by
+tools/amtp-serve FRONTEND CONFIG on one shared INI file and policy XML.
+
+Hosts (each its own loopback address, with its own PTR record or lack of one):
+  127.0.0.2  mx.a.test       the sending site (PTR mx.a.test)
+  127.0.0.3  mx.b.test       the site under test (public and private listeners)
+  127.0.0.4  PTR other.a.test (mismatch)      127.0.0.5  no PTR at all
+  127.0.0.6  PTR lookup SERVFAILs             127.0.0.8  an ISP customer (pinned cert)
+  127.0.0.9  mx.c.test (serverAuth-only certificate)
+"""
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(host, port, proc, seconds=20.0):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("process exited with status %s before listening" % proc.returncode)
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listens on %s:%d after %.0f s" % (host, port, seconds))
+
+
+class World:
+    def __init__(self, frontend, build_dir):
+        self.frontend = frontend
+        self.build_dir = os.path.abspath(build_dir)
+        self.bin = os.path.join(self.build_dir, "bin")
+        self.dir = tempfile.mkdtemp(prefix="amtp-world-", dir=os.path.join(self.build_dir, "test-work")
+                                    if os.path.isdir(os.path.join(self.build_dir, "test-work")) else None)
+        self.procs = []
+        self.logs = []
+        self.pki = os.path.join(self.build_dir, "test-work", "pki")
+        subprocess.run([os.path.join(ROOT, "tests/support/make-test-pki.sh"), self.pki], check=True)
+        self.dns_port = free_port()
+        self.public_port = free_port()
+        self.private_port = free_port()
+        self.closed_port = free_port()  # nothing listens there: connection refused
+        self.maildir = os.path.join(self.dir, "mail")
+        os.makedirs(self.maildir)
+
+    # --- files -------------------------------------------------------------------
+    def p(self, name):
+        return os.path.join(self.pki, name)
+
+    def fact(self, name):
+        with open(self.p(name)) as f:
+            return f.read().strip()
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    # --- DNS ---------------------------------------------------------------------
+    def start_dns(self):
+        records = [
+            "mx.a.test. 300 IN A 127.0.0.2",
+            "mx.b.test. 300 IN A 127.0.0.3",
+            "mx.c.test. 300 IN A 127.0.0.9",
+            "mx.d.test. 300 IN A 127.0.0.7",
+            "_amtp._tcp.b.test. 300 IN SRV 10 0 %d mx.b.test." % self.public_port,
+            "_amtp._tcp.d.test. 300 IN SRV 10 0 %d mx.d.test." % self.closed_port,
+        ]
+        ptrs = ["127.0.0.2 mx.a.test.", "127.0.0.3 mx.b.test.", "127.0.0.4 other.a.test.",
+                "127.0.0.9 mx.c.test.", "127.0.0.7 mx.d.test."]
+        zone = os.path.join(self.dir, "servfail.zone")
+        with open(zone, "w") as f:
+            f.write("$ORIGIN 6.0.0.127.in-addr.arpa.\n"
+                    "@ 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n"
+                    "@ 3600 IN NS ns.test.\n@ 3600 IN PTR servfail.test.\n")
+        conf = ["server:", "  interface: 127.0.0.1", "  port: %d" % self.dns_port, "  so-reuseport: no",
+                "  do-daemonize: no", '  username: ""', '  chroot: ""', '  pidfile: ""',
+                '  directory: "%s"' % self.dir, "  use-syslog: no", '  logfile: ""', "  num-threads: 1",
+                "  do-ip6: no", "  outgoing-interface: 127.0.0.1", "  access-control: 127.0.0.0/8 allow",
+                "  do-not-query-localhost: no", '  local-zone: "." refuse',
+                '  local-zone: "test." static', '  local-zone: "127.in-addr.arpa." static']
+        conf += ['  local-data: "%s"' % r for r in records]
+        conf += ['  local-data-ptr: "%s"' % r for r in ptrs]
+        # SERVFAIL on demand: an unsigned zone under a made-up trust anchor.
+        conf += ['  local-zone: "6.0.0.127.in-addr.arpa." transparent',
+                 '  trust-anchor: "6.0.0.127.in-addr.arpa. DS 12345 8 2 '
+                 '49FD46E6C4B45C55D4AC69CBD3CD34AC1AFE51DE0C7C8D5C2D6A1C1D2E3F4A5B"',
+                 "auth-zone:", '  name: "6.0.0.127.in-addr.arpa."', '  zonefile: "%s"' % zone,
+                 "  for-downstream: no", "  for-upstream: yes", "  fallback-enabled: no",
+                 "remote-control:", "  control-enable: no"]
+        path = self.write("unbound.conf", "\n".join(conf) + "\n")
+        log = open(os.path.join(self.dir, "unbound.log"), "w")
+        self.logs.append(log)
+        proc = subprocess.Popen(["unbound", "-d", "-c", path], stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            out = subprocess.run(["dig", "+short", "+tries=1", "+time=1", "-p", str(self.dns_port), "@127.0.0.1",
+                                  "mx.b.test", "A"], capture_output=True, text=True).stdout
+            if "127.0.0.3" in out:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("unbound did not answer; see %s/unbound.log" % self.dir)
+
+    # --- configuration -------------------------------------------------------------
+    def dns_section(self):
+        return ("[dns]\nresolver = 127.0.0.1@%d\ntimeout = 3s\nnodefault-zone = test.\n"
+                "nodefault-zone = 127.in-addr.arpa.\n" % self.dns_port)
+
+    def site_config(self):
+        policy = self.write("policy.xml", """<?xml version="1.0"?>
+<amtp-policy>
+  <advertise> <deny mpc="*/optout"/> </advertise>
+  <recipient address="nocom@b.test"> <deny mpc="com/*"/> </recipient>
+  <private-network name="isp">
+    <pin sha256="%s" from="127.0.0.8/32"/>
+  </private-network>
+</amtp-policy>
+""" % self.fact("pinned.sha256"))
+        return self.write("b.ini", """hostname = mx.b.test
+[listen]
+public = 127.0.0.3:%d
+private = 127.0.0.3:%d
+[tls]
+certificate = %s
+key = %s
+trusted-ca = %s
+private-ca = %s
+%s[delivery]
+local-domain = b.test
+maildir-root = %s
+[policy]
+file = %s
+[limits]
+command-timeout = 30s
+""" % (self.public_port, self.private_port, self.p("server-b.chain.pem"), self.p("server-b.key"),
+       self.p("public-root.pem"), self.p("private-root.pem"), self.dns_section(), self.maildir, policy))
+
+    def sender_config(self, cert="client", source="127.0.0.2"):
+        return self.write("a-%s.ini" % cert, """hostname = mx.a.test
+[tls]
+certificate = %s
+key = %s
+trusted-ca = %s
+%s[client]
+source = %s
+""" % (self.p(cert + ".chain.pem"), self.p(cert + ".key"), self.p("public-root.pem"), self.dns_section(), source))
+
+    # --- processes -----------------------------------------------------------------
+    def start_frontend(self):
+        self.config = self.site_config()
+        log = open(os.path.join(self.dir, "frontend.log"), "w")
+        self.logs.append(log)
+        env = dict(os.environ, AMTP_BUILD_DIR=self.build_dir)
+        proc = subprocess.Popen([os.path.join(ROOT, "tools/amtp-serve"), self.frontend, self.config],
+                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.procs.append(proc)
+        self.frontend_proc = proc
+        wait_for_port("127.0.0.3", self.public_port, proc)
+        wait_for_port("127.0.0.3", self.private_port, proc)
+
+    def frontend_log(self):
+        with open(os.path.join(self.dir, "frontend.log")) as f:
+            return f.read()
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM) if proc is getattr(self, "frontend_proc", None) \
+                        else proc.terminate()
+                except ProcessLookupError:
+                    pass
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        for log in self.logs:
+            log.close()
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- clients -------------------------------------------------------------------
+    def amtp_send(self, args, message="Subject: test\r\n\r\nHello.\r\n", cert="client", source="127.0.0.2",
+                  config=None):
+        cmd = [os.path.join(self.bin, "amtp-send"), "-c", config or self.sender_config(cert, source)] + args
+        return subprocess.run(cmd, input=message.encode(), capture_output=True, timeout=120)
+
+    def session(self, cert="client", source="127.0.0.2", private=False):
+        return WireSession(self, cert, source, self.private_port if private else self.public_port)
+
+    def delivered(self, mailbox):
+        """Messages in <maildir>/b.test/<mailbox>/new, oldest first."""
+        d = os.path.join(self.maildir, "b.test", mailbox, "new")
+        if not os.path.isdir(d):
+            return []
+        names = sorted(os.listdir(d), key=lambda n: os.stat(os.path.join(d, n)).st_mtime)
+        out = []
+        for n in names:
+            with open(os.path.join(d, n), "rb") as f:
+                out.append(f.read().decode("utf-8", "replace"))
+        return out
+
+
+class WireSession:
+    """An AMTP client session by hand: implicit TLS with a chosen certificate from a
+    chosen source address, then raw commands and parsed replies."""
+
+    def __init__(self, world, cert, source, port):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(world.p("public-root.pem"))
+        if cert:
+            ctx.load_cert_chain(world.p(cert + ".chain.pem"), world.p(cert + ".key"))
+        raw = socket.create_connection(("127.0.0.3", port), timeout=20, source_address=(source, 0))
+        self.sock = ctx.wrap_socket(raw, server_hostname="mx.b.test")
+        self.buf = b""
+        self.greeting = self.reply()
+
+    def reply(self):
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("connection closed; got %r" % lines)
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            line = line.decode("utf-8", "replace")
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                return "\n".join(lines)
+
+    def cmd(self, text):
+        self.sock.sendall(text.encode() + b"\r\n")
+        return self.reply()
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass

@@ -1,0 +1,218 @@
+"""Over-the-wire AMTP rules, the same for every front-end.
+
+Run: python3 tests/integration/test_wire.py --frontend standalone --build build
+Each test names the rule it proves.
+"""
+
+import argparse
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from amtp_world import World  # noqa: E402
+
+WORLD = None
+EX_OK, EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL, EX_CONFIG = 0, 65, 69, 75, 78
+
+
+def setUpModule():
+    global WORLD
+    WORLD = World(ARGS.frontend, ARGS.build)
+    try:
+        WORLD.start_dns()
+        WORLD.start_frontend()
+    except Exception:
+        WORLD.stop()
+        raise
+
+
+def tearDownModule():
+    WORLD.stop()
+    if not ARGS.keep:
+        WORLD.cleanup()
+    else:
+        print("world kept in", WORLD.dir, file=sys.stderr)
+
+
+class Base(unittest.TestCase):
+    def session(self, **kw):
+        s = WORLD.session(**kw)
+        self.addCleanup(s.close)
+        return s
+
+    def authenticated(self, **kw):
+        s = self.session(**kw)
+        reply = s.cmd("EHLO mx.a.test")
+        self.assertTrue(reply.startswith("250"), reply)
+        return s
+
+    def assertReply(self, reply, prefix):
+        self.assertTrue(reply.startswith(prefix), "expected %r, got %r" % (prefix, reply))
+
+
+class Authentication(Base):
+    def test_greeting_is_220_after_implicit_tls(self):
+        s = self.session()
+        self.assertReply(s.greeting, "220 mx.b.test")
+
+    def test_helo_is_refused_with_504_5_5_1(self):
+        self.assertReply(self.session().cmd("HELO mx.a.test"), "504 5.5.1 ")
+
+    def test_ehlo_with_matching_certificate_and_ptr_lists_mpc_and_extensions(self):
+        reply = self.session().cmd("EHLO mx.a.test")
+        self.assertReply(reply, "250-mx.b.test")
+        for keyword in ("250-MPC DENY=*/optout", "PIPELINING", "8BITMIME", "SIZE ", "ENHANCEDSTATUSCODES"):
+            self.assertIn(keyword, reply)
+
+    def test_ehlo_name_not_in_certificate_is_refused_with_504_5_7_1(self):
+        reply = self.session().cmd("EHLO other.a.test")
+        self.assertReply(reply, "504 5.7.1 Authentication failed: EHLO name not in client certificate")
+
+    def test_no_client_certificate_is_refused_with_504_5_7_1(self):
+        reply = self.session(cert=None).cmd("EHLO mx.a.test")
+        self.assertReply(reply, "504 5.7.1 Authentication failed: no client certificate")
+
+    def test_expired_client_certificate_is_refused(self):
+        self.assertReply(self.session(cert="expired").cmd("EHLO mx.a.test"),
+                         "504 5.7.1 Authentication failed: certificate expired")
+
+    def test_certificate_from_an_untrusted_ca_is_refused(self):
+        self.assertReply(self.session(cert="other-ca").cmd("EHLO mx.a.test"),
+                         "504 5.7.1 Authentication failed: certificate not issued by a trusted CA")
+
+    def test_serverauth_only_client_certificate_is_accepted(self):
+        reply = self.session(cert="server-only", source="127.0.0.9").cmd("EHLO mx.c.test")
+        self.assertReply(reply, "250-mx.b.test")
+
+    def test_ptr_naming_another_host_is_refused_with_504_5_7_1(self):
+        reply = self.session(source="127.0.0.4").cmd("EHLO mx.a.test")
+        self.assertReply(reply, "504 5.7.1 Authentication failed: PTR record does not match EHLO name")
+
+    def test_missing_ptr_is_refused_with_504_5_7_1(self):
+        reply = self.session(source="127.0.0.5").cmd("EHLO mx.a.test")
+        self.assertReply(reply, "504 5.7.1 Authentication failed: no PTR record")
+
+    def test_temporary_dns_failure_is_451_4_4_3_never_permanent(self):
+        reply = self.session(source="127.0.0.6").cmd("EHLO mx.a.test")
+        self.assertReply(reply, "451 4.4.3 ")
+
+    def test_refusals_are_logged_with_their_reason(self):
+        self.session(source="127.0.0.4").cmd("EHLO mx.a.test")
+        self.assertIn("reason=ptr_mismatch", WORLD.frontend_log())
+
+
+class PrivateNetwork(Base):
+    def test_private_ca_certificate_skips_the_ptr_rule(self):
+        reply = self.session(cert="private", source="127.0.0.5", private=True).cmd("EHLO host1.customers.isp.test")
+        self.assertReply(reply, "250-mx.b.test")
+
+    def test_public_certificate_is_not_accepted_on_a_private_listener(self):
+        reply = self.session(cert="client", source="127.0.0.2", private=True).cmd("EHLO mx.a.test")
+        self.assertReply(reply, "504 5.7.1 ")
+
+    def test_private_ca_certificate_is_not_accepted_on_the_public_listener(self):
+        reply = self.session(cert="private", source="127.0.0.5").cmd("EHLO host1.customers.isp.test")
+        self.assertReply(reply, "504 5.7.1 Authentication failed: certificate not issued by a trusted CA")
+
+    def test_pinned_certificate_is_accepted_from_its_network(self):
+        reply = self.session(cert="pinned", source="127.0.0.8", private=True).cmd("EHLO dyn1.isp.test")
+        self.assertReply(reply, "250-mx.b.test")
+
+    def test_pinned_certificate_from_another_network_is_refused(self):
+        reply = self.session(cert="pinned", source="127.0.0.10", private=True).cmd("EHLO dyn1.isp.test")
+        self.assertReply(reply, "504 5.7.1 Authentication failed: pinned certificate not valid from this network")
+
+
+class MailPolicyCodes(Base):
+    def test_mail_without_mpc_is_refused_with_555_5_5_4(self):
+        self.assertReply(self.authenticated().cmd("MAIL FROM:<alice@a.test>"), "555 5.5.4 ")
+
+    def test_malformed_mpc_is_refused_with_501_5_5_4(self):
+        self.assertReply(self.authenticated().cmd("MAIL FROM:<alice@a.test> MPC=per"), "501 5.5.4 ")
+
+    def test_undefined_mpc_is_refused_with_501_5_5_4(self):
+        self.assertReply(self.authenticated().cmd("MAIL FROM:<alice@a.test> MPC=spam/individual"), "501 5.5.4 ")
+
+    def test_declared_deny_is_enforced_at_mail_with_550_5_7_1(self):
+        self.assertReply(self.authenticated().cmd("MAIL FROM:<list@a.test> MPC=com/optout"),
+                         "550 5.7.1 MPC policy violation")
+
+    def test_per_recipient_rule_is_enforced_at_rcpt_with_550_5_7_1(self):
+        s = self.authenticated()
+        self.assertReply(s.cmd("MAIL FROM:<shop@a.test> MPC=com/optin"), "250 ")
+        self.assertReply(s.cmd("RCPT TO:<nocom@b.test>"), "550 5.7.1 MPC policy violation")
+        self.assertReply(s.cmd("RCPT TO:<bob@b.test>"), "250 ")
+
+    def test_public_listener_never_relays_with_550_5_7_1(self):
+        s = self.authenticated()
+        s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual")
+        self.assertReply(s.cmd("RCPT TO:<carl@c.test>"), "550 5.7.1 Relaying denied")
+
+    def test_message_with_an_mpc_header_is_refused_with_550_5_7_1(self):
+        s = self.authenticated()
+        s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual")
+        s.cmd("RCPT TO:<mallory-target@b.test>")
+        self.assertReply(s.cmd("DATA"), "354")
+        reply = s.cmd("Subject: x\r\nMPC: com/optout\r\n\r\nbody\r\n.")
+        self.assertReply(reply, "550 5.7.1 ")
+        self.assertEqual(WORLD.delivered("mallory-target"), [])
+
+
+class Delivery(Base):
+    def test_amtp_send_delivers_with_mpc_received_and_authentication_results(self):
+        r = WORLD.amtp_send(["--mpc", "per/individual", "-f", "alice@a.test", "bob@b.test"],
+                            message="Subject: hello\r\n\r\nHi Bob.\r\n.leading dot\r\n")
+        self.assertEqual(r.returncode, EX_OK, r.stderr.decode())
+        messages = WORLD.delivered("bob")
+        self.assertEqual(len(messages), 1)
+        m = messages[0]
+        self.assertTrue(m.startswith("Received: from mx.a.test (mx.a.test [127.0.0.2])"), m)
+        self.assertIn("with AMTP", m)
+        self.assertIn("mpc=per/individual", m)
+        self.assertIn("x-amtp=pass", m)
+        self.assertIn("\r\nMPC: per/individual\r\nSubject: hello\r\n\r\nHi Bob.\r\n.leading dot\r\n", m)
+
+    def test_pipelined_transaction_is_answered_in_order(self):
+        s = self.authenticated()
+        s.send_raw(b"MAIL FROM:<alice@a.test> MPC=per/individual\r\nRCPT TO:<pipe@b.test>\r\nDATA\r\n")
+        self.assertReply(s.reply(), "250 2.1.0")
+        self.assertReply(s.reply(), "250 2.1.5")
+        self.assertReply(s.reply(), "354")
+        self.assertReply(s.cmd("Subject: p\r\n\r\nx\r\n."), "250 2.0.0")
+        self.assertEqual(len(WORLD.delivered("pipe")), 1)
+
+    def test_amtp_send_stops_at_an_mpc_deny_in_ehlo_without_retry(self):
+        r = WORLD.amtp_send(["--mpc", "com/optout", "-f", "list@a.test", "bob2@b.test"])
+        self.assertEqual(r.returncode, EX_UNAVAILABLE, r.stderr.decode())
+        self.assertIn(b"MPC policy violation", r.stderr)
+        self.assertEqual(WORLD.delivered("bob2"), [])
+
+    def test_amtp_send_without_srv_record_is_a_permanent_failure(self):
+        r = WORLD.amtp_send(["--mpc", "per/individual", "-f", "alice@a.test", "carl@c.test"])
+        self.assertEqual(r.returncode, EX_UNAVAILABLE, r.stderr.decode())
+        self.assertIn(b"_amtp._tcp", r.stderr)
+
+    def test_amtp_send_to_an_unreachable_server_is_temporary(self):
+        r = WORLD.amtp_send(["--mpc", "per/individual", "-f", "alice@a.test", "dan@d.test"])
+        self.assertEqual(r.returncode, EX_TEMPFAIL, r.stderr.decode())
+
+    def test_amtp_send_refuses_a_bad_mpc_before_connecting(self):
+        r = WORLD.amtp_send(["--mpc", "per/bulk", "-f", "alice@a.test", "bob@b.test"])
+        self.assertEqual(r.returncode, EX_DATAERR, r.stderr.decode())
+
+    def test_amtp_send_reports_a_bad_configuration_with_78(self):
+        bad = WORLD.write("bad.ini", "hostname = mx.a.test\n[limits]\nmax-recipients = many\n")
+        r = WORLD.amtp_send(["--mpc", "per/individual", "-f", "alice@a.test", "bob@b.test"], config=bad)
+        self.assertEqual(r.returncode, EX_CONFIG, r.stderr.decode())
+        self.assertIn(b"bad.ini:3", r.stderr)
+        self.assertIn(b"limits.max-recipients", r.stderr)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--frontend", default="standalone")
+    parser.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+    parser.add_argument("--keep", action="store_true", help="keep the world's directory for inspection")
+    ARGS, rest = parser.parse_known_args()
+    unittest.main(argv=[sys.argv[0], "-v"] + rest)
