@@ -45,7 +45,7 @@ void Connection::on_handshake(const boost::system::error_code& ec)
     TlsInfo tls;
     tls.version = net::tls_version(ssl);
     tls.cipher = net::tls_cipher(ssl);
-    const X509StackPtr chain = net::peer_chain(ssl);
+    const X509StackPtr chain = peer_certificate_chain(ssl);
     if (!chain || sk_X509_num(chain.get()) == 0)
         tls.identity.reason = Reason::no_client_cert;
     else

@@ -72,7 +72,7 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
     if (!run_with_deadline(io, socket, std::chrono::seconds(60), done) || ec)
         return {false, Reason::connection_failed, done ? "TLS: " + ec.message() : "TLS handshake timeout"};
 
-    const X509StackPtr chain = peer_chain(stream.native_handle());
+    const X509StackPtr chain = peer_certificate_chain(stream.native_handle());
     const IdentityResult server = trust.verify_server(chain.get(), target, std::time(nullptr));
     if (!server.ok()) {
         if (log)

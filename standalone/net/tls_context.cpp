@@ -60,9 +60,11 @@ SslCtxPtr make_server_context(const Settings& s, ListenerKind listener)
             SSL_add_file_cert_subjects_to_stack(names, file.c_str());
         SSL_CTX_set_client_CA_list(ctx.get(), names);
     }
-    static const unsigned char context_id[] = "amtpd";
-    SSL_CTX_set_session_id_context(ctx.get(), context_id, sizeof context_id - 1);
-    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER);
+    // No resumption: a resumed session carries only the client's leaf, not its chain,
+    // so the identity could not be verified again. (Resumption needs the verified
+    // identity kept with the session; until then every handshake is a full one.)
+    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
     return ctx;
 }
 
@@ -72,26 +74,6 @@ SslCtxPtr make_client_context(const Settings& s)
     // Verified after the handshake against the SRV target (TrustStore::verify_server).
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
     return ctx;
-}
-
-X509StackPtr peer_chain(SSL* ssl)
-{
-    X509StackPtr chain(sk_X509_new_null());
-    X509* leaf = SSL_get0_peer_certificate(ssl);
-    if (!chain || !leaf)
-        return chain;
-    X509_up_ref(leaf);
-    sk_X509_push(chain.get(), leaf);
-    if (STACK_OF(X509)* rest = SSL_get_peer_cert_chain(ssl)) {
-        for (int i = 0; i < sk_X509_num(rest); ++i) {
-            X509* c = sk_X509_value(rest, i);
-            if (X509_cmp(c, leaf) == 0)
-                continue; // on a client the leaf is included; on a server it is not
-            X509_up_ref(c);
-            sk_X509_push(chain.get(), c);
-        }
-    }
-    return chain;
 }
 
 std::string tls_version(SSL* ssl)

@@ -13,16 +13,13 @@
 namespace amtp::net {
 
 // TLS 1.2 minimum (settings.tls.min_version may raise it), our certificate chain and
-// key, a client certificate requested (not required at the TLS layer), session
-// tickets on. Throws ConfigError naming the file or setting.
+// key, a client certificate requested (not required at the TLS layer), no session
+// resumption. Throws ConfigError naming the file or setting.
 SslCtxPtr make_server_context(const Settings& settings, ListenerKind listener);
 
 // For outgoing AMTP: our certificate as the client certificate, server verification
 // left to TrustStore::verify_server against the SRV target.
 SslCtxPtr make_client_context(const Settings& settings);
-
-// The peer's chain, leaf first (on a server SSL_get_peer_cert_chain omits the leaf).
-X509StackPtr peer_chain(SSL* ssl);
 
 std::string tls_version(SSL* ssl);
 std::string tls_cipher(SSL* ssl);

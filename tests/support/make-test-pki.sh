@@ -126,7 +126,19 @@ sign() {
     ossl ca -batch -config "$work/ca-$issuer/ca.cnf" "${selfsign[@]}" -rand_serial -notext \
         -startdate "$start" -enddate "$end" -in "$work/$name.csr" -out "$work/$name.pem" \
         -extfile "$work/$name.ext" -extensions ext
-    ossl x509 -in "$work/$name.pem" -outform DER -out "$work/$name.der"
+}
+
+# Work that only reads a finished certificate runs in the background, beside the next
+# signature (which must stay serial: a CA's database is not shared safely).
+jobs_running=()
+background() {
+    "$@" &
+    jobs_running+=($!)
+}
+
+# to_der NAME
+to_der() {
+    ossl x509 -in "$work/$1.pem" -outform DER -out "$work/$1.der"
 }
 
 # root NAME SUBJECT
@@ -135,6 +147,7 @@ root() {
     ext_file "$1" "basicConstraints = critical, CA:TRUE" "keyUsage = critical, keyCertSign, cRLSign" \
         "subjectKeyIdentifier = hash"
     sign "$1" "$1" "$ca_start" "$ca_end"
+    background to_der "$1"
 }
 
 # leaf NAME ISSUER SUBJECT START END EXTRA-EXTENSION-LINE...
@@ -148,16 +161,23 @@ leaf() {
     ext_file "$name" "basicConstraints = critical, CA:FALSE" "keyUsage = critical, digitalSignature" \
         "subjectKeyIdentifier = hash" "${aki[@]}" "$@"
     sign "$name" "$issuer" "$start" "$end"
+    background leaf_files "$name" "$issuer"
+}
+
+# leaf_files NAME ISSUER: the DER form, the chain and the facts the tests compare with.
+leaf_files() {
+    local name=$1 issuer=$2
+    to_der "$name"
     cp "$work/$name.pem" "$work/$name.chain.pem"
     if [[ $issuer == public-intermediate ]]; then
         cat "$work/public-intermediate.pem" >>"$work/$name.chain.pem"
     fi
-    # What the openssl CLI itself says, for the tests to compare the core with.
-    openssl x509 -in "$work/$name.pem" -noout -fingerprint -sha256 |
-        sed 's/^[^=]*=//; s/://g' | tr 'A-F' 'a-f' >"$work/$name.sha256"
-    openssl x509 -in "$work/$name.pem" -noout -serial | sed 's/^serial=//' >"$work/$name.serial"
-    openssl x509 -in "$work/$name.pem" -noout -subject -nameopt RFC2253 |
-        sed 's/^subject=//' >"$work/$name.subject"
+    # What the openssl CLI itself says: one run prints the three lines in this order.
+    local facts
+    facts=$(openssl x509 -in "$work/$name.pem" -noout -fingerprint -sha256 -serial -subject -nameopt RFC2253)
+    sed -n '1{s/^[^=]*=//; s/://g; y/ABCDEF/abcdef/; p}' <<<"$facts" >"$work/$name.sha256"
+    sed -n 's/^serial=//p' <<<"$facts" >"$work/$name.serial"
+    sed -n 's/^subject=//p' <<<"$facts" >"$work/$name.subject"
 }
 
 # --- certificate authorities
@@ -167,6 +187,7 @@ ext_file public-intermediate "basicConstraints = critical, CA:TRUE, pathlen:0" \
     "keyUsage = critical, keyCertSign, cRLSign" "subjectKeyIdentifier = hash" \
     "authorityKeyIdentifier = keyid:always"
 sign public-intermediate public-root "$ca_start" "$ca_end"
+background to_der public-intermediate
 ca_config public-intermediate
 root other-root "/O=Elsewhere/CN=Other CA"
 root private-root "/O=ISP/CN=ISP Private CA"
@@ -211,6 +232,11 @@ for ca in public-root public-intermediate other-root private-root; do
     ossl ca -batch -config "$work/ca-$ca/ca.cnf" -gencrl -out "$work/$ca.crl.pem"
 done
 cat "$work/public-intermediate.crl.pem" "$work/public-root.crl.pem" >"$work/public-chain.crl.pem"
+
+# A failed background job fails the script here (set -e).
+for job in "${jobs_running[@]}"; do
+    wait "$job"
+done
 
 # --- publish: only the files the tests use, then the completion mark, then rename.
 mkdir "$work/out"

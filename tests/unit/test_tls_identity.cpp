@@ -665,8 +665,8 @@ struct Handshake {
     bool done = false;
 };
 
-// Both ends in memory, over a BIO pair.
-Handshake handshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx)
+// Both ends in memory, over a BIO pair; `resume` offers an earlier client session.
+Handshake handshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx, SSL_SESSION* resume = nullptr)
 {
     Handshake h{SslPtr(SSL_new(client_ctx)), SslPtr(SSL_new(server_ctx))};
     REQUIRE(h.client);
@@ -676,6 +676,8 @@ Handshake handshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx)
     REQUIRE(BIO_new_bio_pair(&client_end, 0, &server_end, 0) == 1);
     SSL_set_bio(h.client.get(), client_end, client_end);  // each SSL owns its end
     SSL_set_bio(h.server.get(), server_end, server_end);
+    if (resume)
+        REQUIRE(SSL_set_session(h.client.get(), resume) == 1);
     SSL_set_connect_state(h.client.get());
     SSL_set_accept_state(h.server.get());
     for (int round = 0; round < 20 && !h.done; ++round) {
@@ -685,6 +687,19 @@ Handshake handshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx)
     }
     ERR_clear_error();
     return h;
+}
+
+// One byte from server to client, so that the client takes in the TLS 1.3 session
+// ticket that follows the handshake; then a clean close, which keeps it resumable.
+void exchange_and_close(Handshake& h)
+{
+    char byte = 'x';
+    REQUIRE(SSL_write(h.server.get(), &byte, 1) == 1);
+    REQUIRE(SSL_read(h.client.get(), &byte, 1) == 1);
+    SSL_shutdown(h.client.get());
+    SSL_shutdown(h.server.get());
+    SSL_shutdown(h.client.get());
+    ERR_clear_error();
 }
 
 } // namespace
@@ -735,4 +750,33 @@ TEST_CASE("A client that sends no certificate in a real handshake is refused wit
     REQUIRE(from_client);
     CHECK_REFUSED(trust()->verify_client(from_client.get(), ListenerKind::public_network, public_peer, now()),
                   Reason::no_client_cert);
+}
+
+TEST_CASE("A resumed TLS session brings only the client's leaf so hosts must verify on full handshakes", "[tls]")
+{
+    // OpenSSL keeps the peer's leaf in a session, not its chain. A host that resumes
+    // sessions and calls verify_client again would see an intermediate-issued client
+    // as untrusted_issuer: it must not resume AMTP sessions (or keep the identity
+    // decided on the full handshake).
+    const auto store = trust();
+    const SslCtxPtr server_ctx = tls_context(TLS_server_method(), "server-b");
+    SSL_CTX_set_verify(server_ctx.get(), SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+    static const unsigned char context_id[] = "amtp-test";
+    REQUIRE(SSL_CTX_set_session_id_context(server_ctx.get(), context_id, sizeof context_id - 1) == 1);
+    const SslCtxPtr client_ctx = tls_context(TLS_client_method(), "client");
+
+    Handshake first = handshake(client_ctx.get(), server_ctx.get());
+    REQUIRE(first.done);
+    REQUIRE_FALSE(SSL_session_reused(first.server.get()));
+    REQUIRE_ACCEPTED(store->verify_client(peer_certificate_chain(first.server.get()).get(),
+                                          ListenerKind::public_network, public_peer, now()));
+    exchange_and_close(first);
+
+    const Handshake second = handshake(client_ctx.get(), server_ctx.get(), SSL_get_session(first.client.get()));
+    REQUIRE(second.done);
+    REQUIRE(SSL_session_reused(second.server.get()));
+    const X509StackPtr chain = peer_certificate_chain(second.server.get());
+    CHECK(sk_X509_num(chain.get()) == 1);
+    CHECK_REFUSED(store->verify_client(chain.get(), ListenerKind::public_network, public_peer, now()),
+                  Reason::untrusted_issuer);
 }

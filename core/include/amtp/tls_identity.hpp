@@ -131,7 +131,9 @@ X509Ptr load_certificate_file(const std::string& path);
 
 // The peer's certificates, leaf first, on either side of a finished handshake: on a
 // server SSL_get_peer_cert_chain omits the leaf, on a client it includes it. Empty
-// (never null) when the peer sent no certificate.
+// (never null) when the peer sent no certificate. A resumed session keeps only the
+// peer's leaf, not its chain: a host must verify on full handshakes (turn resumption
+// off on AMTP listeners, or keep the identity decided on the full handshake).
 X509StackPtr peer_certificate_chain(SSL* ssl);
 
 } // namespace amtp
