@@ -399,7 +399,7 @@ struct Resolver::Impl {
     };
 
     UbCtxPtr ctx;
-    std::chrono::milliseconds timeout;
+    std::chrono::milliseconds timeout{0};
     std::map<std::uint64_t, Query*> in_flight;  // by issue order, so expiry is in order
     std::deque<Ready> ready;
     std::uint64_t next_seq = 0;
@@ -523,6 +523,8 @@ void check(int rc, const std::string& key, const std::string& what)
 
 Resolver::Resolver(const ResolverOptions& options) : impl_(std::make_unique<Impl>())
 {
+    if (options.timeout <= std::chrono::milliseconds::zero())
+        throw ConfigError("", 0, "dns.timeout", "must be positive");
     impl_->timeout = options.timeout;
     impl_->ctx.reset(ub_ctx_create());
     if (!impl_->ctx)

@@ -488,6 +488,14 @@ TEST_CASE("A nodefault zone that is not a domain name is a configuration error")
     CHECK_THROWS_AS(Resolver(o), ConfigError);
 }
 
+TEST_CASE("A DNS timeout that is not positive is a configuration error")
+{
+    ResolverOptions o;
+    o.forwarder = "127.0.0.1@53";
+    o.timeout = 0ms;
+    CHECK_THROWS_AS(Resolver(o), ConfigError);
+}
+
 TEST_CASE("Without a nodefault zone, libunbound answers the reserved test zone itself")
 {
     // Why the option exists (dns.md): the built-in zone hides the test server.
