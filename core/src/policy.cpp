@@ -1,7 +1,3 @@
-// handles.hpp (via tls_identity.hpp) names GENERAL_NAMES without including its header;
-// include it first until that header is self-contained.
-#include <openssl/x509v3.h>
-
 #include "amtp/policy.hpp"
 
 #include "amtp/errors.hpp"

@@ -203,7 +203,7 @@ TEST_CASE("Patterns take defined names or * on either side")
     }
 }
 
-TEST_CASE("A pattern matches on each side by name or by *")
+TEST_CASE("A pattern matches each side by name or by a wildcard")
 {
     const auto com_any = *MpcPattern::parse("com/*");
     const auto any_optout = *MpcPattern::parse("*/optout");
@@ -254,7 +254,7 @@ TEST_CASE("The last matching declaration decides")
     CHECK(rules.allows(value("per/optout")));
 }
 
-TEST_CASE("mpc/individual is always accepted, even under DENY */*")
+TEST_CASE("mpc/individual is accepted even when DENY */* is declared")
 {
     const auto mpc = value("mpc/individual");
     CHECK(list({{DENY, "*/*"}}).allows(mpc));

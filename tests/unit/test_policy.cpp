@@ -1,7 +1,4 @@
 // The policy file (profile B6): schema, errors naming line and element, lookups.
-// handles.hpp (via policy.hpp) needs GENERAL_NAMES declared first; see policy.cpp.
-#include <openssl/x509v3.h>
-
 #include "amtp/policy.hpp"
 
 #include "amtp/errors.hpp"
