@@ -31,6 +31,7 @@ const char* status_name(QueuedStatus s)
     case QueuedStatus::pending: return "pending";
     case QueuedStatus::delivered: return "delivered";
     case QueuedStatus::failed: return "failed";
+    case QueuedStatus::bounced: return "bounced";
     }
     return "pending";
 }
@@ -43,6 +44,8 @@ std::optional<QueuedStatus> status_from(std::string_view s)
         return QueuedStatus::delivered;
     if (s == "failed")
         return QueuedStatus::failed;
+    if (s == "bounced")
+        return QueuedStatus::bounced;
     return std::nullopt;
 }
 
@@ -110,7 +113,9 @@ bool ends_with(std::string_view s, std::string_view suffix)
 bool QueueEntry::finished() const
 {
     return std::none_of(recipients.begin(), recipients.end(),
-                        [](const QueuedRecipient& r) { return r.status == QueuedStatus::pending; });
+                        [](const QueuedRecipient& r) {
+                            return r.status == QueuedStatus::pending || r.status == QueuedStatus::failed;
+                        });
 }
 
 std::string serialize_entry(const QueueEntry& e)
@@ -271,8 +276,14 @@ std::optional<std::string> Queue::read_message(const std::string& id) const
     return ss.str();
 }
 
-std::vector<QueueEntry> Queue::load_all()
+std::vector<QueueEntry> Queue::load_all(std::chrono::seconds stale_after)
 {
+    const std::time_t now = std::time(nullptr);
+    auto stale = [&](const std::string& name) {
+        struct stat st {};
+        return ::stat((dir_ + "/" + name).c_str(), &st) == 0 &&
+               now - st.st_mtime >= static_cast<std::time_t>(stale_after.count());
+    };
     std::vector<std::string> names;
     if (DIR* d = ::opendir(dir_.c_str())) {
         while (const dirent* de = ::readdir(d))
@@ -283,7 +294,8 @@ std::vector<QueueEntry> Queue::load_all()
     std::vector<std::string> messages;
     for (const auto& n : names) {
         if (n.rfind(temporary_prefix, 0) == 0) {
-            ::unlink((dir_ + "/" + n).c_str()); // a write that never completed
+            if (stale(n))
+                ::unlink((dir_ + "/" + n).c_str()); // a write that never completed
         } else if (ends_with(n, envelope_suffix)) {
             std::ifstream in(dir_ + "/" + n, std::ios::binary);
             std::ostringstream ss;
@@ -298,7 +310,7 @@ std::vector<QueueEntry> Queue::load_all()
     // A message without an envelope was never acknowledged (or was already finished).
     for (const auto& id : messages) {
         const bool used = std::any_of(out.begin(), out.end(), [&](const QueueEntry& e) { return e.id == id; });
-        if (!used)
+        if (!used && stale(id + std::string(message_suffix)))
             ::unlink((dir_ + "/" + id + std::string(message_suffix)).c_str());
     }
     std::sort(out.begin(), out.end(), [](const QueueEntry& a, const QueueEntry& b) { return a.created < b.created; });

@@ -4,6 +4,7 @@
 #include "amtpd/server.hpp"
 
 #include "amtp/errors.hpp"
+#include "amtp/queue.hpp"
 #include "amtp/settings.hpp"
 
 #include <boost/asio/signal_set.hpp>
@@ -17,6 +18,8 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <csignal>
+#include <fstream>
 #include <iostream>
 
 namespace po = boost::program_options;
@@ -35,15 +38,83 @@ void log_to_stderr(const std::string& line)
     std::fflush(stderr);
 }
 
-void drop_privileges(const std::string& user)
+void drop_privileges(const Settings& s)
 {
+    const std::string& user = s.user;
     if (user.empty() || ::geteuid() != 0)
         return;
     const passwd* pw = ::getpwnam(user.c_str());
     if (!pw)
         throw ConfigError("user: no such user " + user);
+    // The queue is written by the daemon after it gives up root.
+    if (::chown(s.queue.directory.c_str(), pw->pw_uid, pw->pw_gid) != 0)
+        throw ConfigError(s.queue.directory, 0, "queue.directory", "cannot hand it to user " + user);
     if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
         throw ConfigError("user: cannot switch to " + user);
+}
+
+std::string pid_file(const Settings& s)
+{
+    return s.queue.directory + "/amtpd.pid";
+}
+
+// Tells a running amtpd (if any) to re-read its queue.
+void notify_daemon(const Settings& s)
+{
+    std::ifstream in(pid_file(s));
+    long pid = 0;
+    if (in >> pid && pid > 1 && ::kill(static_cast<pid_t>(pid), SIGUSR1) == 0)
+        std::cout << "amtpd (pid " << pid << ") told to re-read the queue\n";
+}
+
+int queue_command(const Settings& s, const std::vector<std::string>& args)
+{
+    try {
+        Queue queue(s.queue.directory);
+        const std::string cmd = args.empty() ? "list" : args.front();
+        if (cmd == "list") {
+            for (const auto& e : queue.load_all()) {
+                char when[32];
+                std::tm tm{};
+                gmtime_r(&e.next_attempt, &tm);
+                std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+                std::cout << e.id << " from=<" << e.sender << "> mpc=" << e.mpc.str() << " attempts=" << e.attempts
+                          << " next=" << when << "\n";
+                for (const auto& r : e.recipients) {
+                    static const char* names[] = {"pending", "delivered", "failed", "bounced"};
+                    std::cout << "    " << names[static_cast<int>(r.status)] << " <" << r.address << "> "
+                              << r.last_reply << "\n";
+                }
+            }
+            return 0;
+        }
+        if (cmd == "flush") {
+            for (auto e : queue.load_all()) {
+                e.next_attempt = 0;
+                if (!queue.update(e).ok)
+                    return EX_TEMPFAIL;
+            }
+            notify_daemon(s);
+            return 0;
+        }
+        if (cmd == "remove" && args.size() > 1) {
+            int status = 0;
+            for (std::size_t i = 1; i < args.size(); ++i) {
+                const QueueResult r = queue.remove(args[i]);
+                if (!r.ok) {
+                    std::cerr << "amtpd: " << args[i] << ": " << r.error << "\n";
+                    status = EX_DATAERR;
+                }
+            }
+            notify_daemon(s);
+            return status;
+        }
+        std::cerr << "amtpd: --queue takes list, flush or remove ID...\n";
+        return EX_USAGE;
+    } catch (const ConfigError& e) {
+        std::cerr << "amtpd: " << e.what() << "\n";
+        return EX_CONFIG;
+    }
 }
 
 } // namespace
@@ -54,7 +125,9 @@ int main(int argc, char** argv)
     cli.add_options()
         ("help,h", "show this help and every configuration option")
         ("config,c", po::value<std::string>()->default_value("/etc/amtp/amtpd.ini"), "configuration file")
-        ("check-config", "load and check the configuration, print it, and exit");
+        ("check-config", "load and check the configuration, print it, and exit")
+        ("queue", po::value<std::vector<std::string>>()->multitoken(),
+         "queue control: list | flush | remove ID... (a running amtpd is told by SIGUSR1)");
     po::variables_map vm;
     try {
         po::store(po::parse_command_line(argc, argv, cli), vm);
@@ -79,16 +152,32 @@ int main(int argc, char** argv)
         std::cout << describe_settings(runtime->settings) << "configuration OK\n";
         return 0;
     }
+    if (vm.count("queue"))
+        return queue_command(runtime->settings, vm["queue"].as<std::vector<std::string>>());
     try {
         boost::asio::io_context io;
         amtpd::Server server(io, runtime, log_to_stderr);
         server.listen();
-        drop_privileges(runtime->settings.user);
+        {
+            std::ofstream pid(pid_file(runtime->settings), std::ios::trunc);
+            pid << ::getpid() << "\n";
+        }
+        drop_privileges(runtime->settings);
         boost::asio::signal_set stop_signals(io, SIGTERM, SIGINT);
         stop_signals.async_wait([&](const boost::system::error_code& ec, int) {
             if (!ec)
                 server.stop(std::chrono::seconds(30));
         });
+        boost::asio::signal_set queue_signal(io, SIGUSR1);
+        std::function<void()> wait_queue = [&]() {
+            queue_signal.async_wait([&](const boost::system::error_code& ec, int) {
+                if (ec)
+                    return;
+                server.rescan_queue();
+                wait_queue();
+            });
+        };
+        wait_queue();
         boost::asio::signal_set reload_signal(io, SIGHUP);
         std::function<void()> wait_reload = [&]() {
             reload_signal.async_wait([&](const boost::system::error_code& ec, int) {

@@ -19,6 +19,7 @@ std::shared_ptr<const Runtime> make_runtime(Settings settings)
         net::make_server_context(s, ListenerKind::public_network).release());
     rt->private_tls = std::make_shared<boost::asio::ssl::context>(
         net::make_server_context(s, ListenerKind::private_network).release());
+    rt->client_tls = std::shared_ptr<SSL_CTX>(net::make_client_context(s).release(), SSL_CTX_free);
     return rt;
 }
 

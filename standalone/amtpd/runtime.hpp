@@ -22,6 +22,7 @@ struct Runtime {
     std::shared_ptr<const ServerConfig> private_config;
     std::shared_ptr<boost::asio::ssl::context> public_tls;
     std::shared_ptr<boost::asio::ssl::context> private_tls;
+    std::shared_ptr<SSL_CTX> client_tls;          // outgoing AMTP (queue runner)
 
     const ServerConfig& config(ListenerKind k) const
     {

@@ -1,7 +1,7 @@
 #include "amtpd/server.hpp"
 
 #include "amtpd/connection.hpp"
-#include "amtpd/local_delivery.hpp"
+#include "amtpd/delivery.hpp"
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
@@ -35,7 +35,9 @@ tcp::endpoint to_asio(const Endpoint& e)
 
 Server::Server(asio::io_context& io, std::shared_ptr<const Runtime> runtime, LogSink log)
     : io_(io), runtime_(std::move(runtime)), log_(std::move(log)), resolver_(resolver_options(runtime_->settings)),
-      dns_(io, resolver_), storage_(std::max(2u, std::thread::hardware_concurrency())), stop_timer_(io)
+      dns_(io, resolver_), storage_(std::max(4u, std::thread::hardware_concurrency())),
+      queue_(runtime_->settings.queue.directory),
+      runner_(io, storage_, queue_, [this]() { return runtime_; }, log_), stop_timer_(io)
 {
     // Session ids: a random per-process prefix and a counter, unique across restarts.
     std::random_device rd;
@@ -70,6 +72,7 @@ void Server::listen()
         add(e, ListenerKind::public_network);
     for (const auto& e : runtime_->settings.listen.private_endpoints)
         add(e, ListenerKind::private_network);
+    runner_.rescan(); // mail queued before a restart goes on
 }
 
 std::vector<tcp::endpoint> Server::local_endpoints() const
@@ -139,8 +142,12 @@ void Server::store(DeliveryRequest request, std::function<void(Reason, std::stri
 {
     // Storage blocks on fsync: off the loop, result posted back to it.
     asio::post(storage_, [this, runtime = runtime_, request = std::move(request), done = std::move(done)]() mutable {
-        StorageOutcome outcome = deliver_locally(runtime->settings, request);
-        asio::post(io_, [done = std::move(done), outcome = std::move(outcome)]() { done(outcome.failure, outcome.detail); });
+        StorageOutcome outcome = store_message(runtime->settings, queue_, request);
+        asio::post(io_, [this, done = std::move(done), outcome = std::move(outcome)]() {
+            if (!outcome.queued_id.empty())
+                runner_.rescan();
+            done(outcome.failure, outcome.detail);
+        });
     });
 }
 
@@ -149,6 +156,7 @@ void Server::stop(std::chrono::seconds grace)
     if (stopping_)
         return;
     stopping_ = true;
+    runner_.stop();
     for (auto& l : listeners_) {
         boost::system::error_code ignored;
         l->acceptor.close(ignored);

@@ -4,7 +4,9 @@
 // on fsync) runs on a small thread pool whose results are posted back to the loop.
 #pragma once
 
+#include "amtpd/queue_runner.hpp"
 #include "amtpd/runtime.hpp"
+#include "amtp/queue.hpp"
 #include "amtp/log.hpp"
 #include "amtp/resolver.hpp"
 #include "net/dns_pump.hpp"
@@ -37,6 +39,8 @@ public:
     void stop(std::chrono::seconds grace);
     // New certificates and policy for new connections; sessions in flight keep theirs.
     void reload(std::shared_ptr<const Runtime> runtime);
+    // Re-reads the outgoing queue (SIGUSR1, sent by amtpd --queue flush/remove).
+    void rescan_queue() { runner_.rescan(); }
 
     // For connections.
     void lookup_client_names(const IpAddress& address, std::function<void(ReverseDnsResult)> done);
@@ -59,7 +63,9 @@ private:
     LogSink log_;
     Resolver resolver_;
     net::DnsPump dns_;
-    boost::asio::thread_pool storage_;
+    boost::asio::thread_pool storage_;   // fsync and outgoing delivery: off the loop
+    Queue queue_;
+    QueueRunner runner_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::set<std::shared_ptr<Connection>> connections_;
     std::map<IpAddress, unsigned> per_ip_;

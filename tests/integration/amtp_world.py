@@ -59,6 +59,7 @@ class World:
         self.public_port = free_port()
         self.private_port = free_port()
         self.closed_port = free_port()  # nothing listens there: connection refused
+        self.peer_port = free_port()    # a.test's own amtpd, when a test starts it
         self.maildir = os.path.join(self.dir, "mail")
         os.makedirs(self.maildir)
 
@@ -85,6 +86,7 @@ class World:
             "mx.d.test. 300 IN A 127.0.0.7",
             "_amtp._tcp.b.test. 300 IN SRV 10 0 %d mx.b.test." % self.public_port,
             "_amtp._tcp.d.test. 300 IN SRV 10 0 %d mx.d.test." % self.closed_port,
+            "_amtp._tcp.a.test. 300 IN SRV 10 0 %d mx.a.test." % self.peer_port,
         ]
         ptrs = ["127.0.0.2 mx.a.test.", "127.0.0.3 mx.b.test.", "127.0.0.4 other.a.test.",
                 "127.0.0.9 mx.c.test.", "127.0.0.7 mx.d.test."]
@@ -151,10 +153,16 @@ local-domain = b.test
 maildir-root = %s
 [policy]
 file = %s
+[client]
+source = 127.0.0.3
+[queue]
+directory = %s
+retry-schedule = 1h
 [limits]
 command-timeout = 30s
 """ % (self.public_port, self.private_port, self.p("server-b.chain.pem"), self.p("server-b.key"),
-       self.p("public-root.pem"), self.p("private-root.pem"), self.dns_section(), self.maildir, policy))
+       self.p("public-root.pem"), self.p("private-root.pem"), self.dns_section(), self.maildir, policy,
+       os.path.join(self.dir, "queue-b")))
 
     def sender_config(self, cert="client", source="127.0.0.2"):
         return self.write("a-%s.ini" % cert, """hostname = mx.a.test
@@ -178,6 +186,39 @@ source = %s
         self.frontend_proc = proc
         wait_for_port("127.0.0.3", self.public_port, proc)
         wait_for_port("127.0.0.3", self.private_port, proc)
+
+    def start_peer_a(self):
+        """a.test's own amtpd on 127.0.0.2: the far end of relay tests. It declares
+        DENY com/optin so that a relayed message can meet an MPC DENY."""
+        self.maildir_a = os.path.join(self.dir, "mail-a")
+        os.makedirs(self.maildir_a, exist_ok=True)
+        policy = self.write("policy-a.xml", '<amtp-policy><advertise><deny mpc="com/optin"/></advertise></amtp-policy>\n')
+        config = self.write("a-server.ini", """hostname = mx.a.test
+[listen]
+public = 127.0.0.2:%d
+[tls]
+certificate = %s
+key = %s
+trusted-ca = %s
+%s[delivery]
+local-domain = a.test
+maildir-root = %s
+[policy]
+file = %s
+[queue]
+directory = %s
+""" % (self.peer_port, self.p("client.chain.pem"), self.p("client.key"), self.p("public-root.pem"),
+       self.dns_section(), self.maildir_a, policy, os.path.join(self.dir, "queue-a")))
+        log = open(os.path.join(self.dir, "peer-a.log"), "w")
+        self.logs.append(log)
+        proc = subprocess.Popen([os.path.join(self.bin, "amtpd"), "-c", config], stdout=log,
+                                stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        wait_for_port("127.0.0.2", self.peer_port, proc)
+
+    def peer_log(self):
+        with open(os.path.join(self.dir, "peer-a.log")) as f:
+            return f.read()
 
     def frontend_log(self):
         with open(os.path.join(self.dir, "frontend.log")) as f:
@@ -211,9 +252,9 @@ source = %s
     def session(self, cert="client", source="127.0.0.2", private=False):
         return WireSession(self, cert, source, self.private_port if private else self.public_port)
 
-    def delivered(self, mailbox):
-        """Messages in <maildir>/b.test/<mailbox>/new, oldest first."""
-        d = os.path.join(self.maildir, "b.test", mailbox, "new")
+    def delivered(self, mailbox, domain="b.test", root=None):
+        """Messages in <maildir>/<domain>/<mailbox>/new, oldest first."""
+        d = os.path.join(root or self.maildir, domain, mailbox, "new")
         if not os.path.isdir(d):
             return []
         names = sorted(os.listdir(d), key=lambda n: os.stat(os.path.join(d, n)).st_mtime)

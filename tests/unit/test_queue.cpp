@@ -60,7 +60,9 @@ TEST_CASE("Queue updates replace the envelope and removal deletes both files")
     CHECK(back.attempts == 3);
     CHECK(back.recipients[0].status == QueuedStatus::delivered);
     CHECK(back.recipients[1].last_reply.find('\n') == std::string::npos); // never a raw line break
-    CHECK(back.finished());
+    CHECK_FALSE(back.finished()); // a failure not yet reported by a bounce
+    e.recipients[1].status = QueuedStatus::bounced;
+    CHECK(e.finished());
     REQUIRE(q.remove(e.id).ok);
     CHECK(q.load_all().empty());
     CHECK(files_in(dir) == 0);
@@ -75,6 +77,8 @@ TEST_CASE("Half-written queue files are never taken for entries")
     test::write_file(dir + "/TORN.env", "amtp-queue 1\nid TORN\nmpc per/individual\nrcpt pending a@a.test"); // no final newline
     test::write_file(dir + "/TORN.msg", "x");
     CHECK(q.load_all().empty());
+    CHECK(fs::exists(dir + "/ORPHAN.msg")); // could be an enqueue in progress elsewhere
+    CHECK(q.load_all(std::chrono::seconds(0)).empty());
     CHECK_FALSE(fs::exists(dir + "/tmp.ABC.env"));
     CHECK_FALSE(fs::exists(dir + "/ORPHAN.msg"));
 }

@@ -17,7 +17,8 @@
 
 namespace amtp {
 
-enum class QueuedStatus { pending, delivered, failed };
+// failed: refused, its bounce not yet written; bounced: refused and reported.
+enum class QueuedStatus { pending, delivered, failed, bounced };
 
 struct QueuedRecipient {
     std::string address;
@@ -34,7 +35,7 @@ struct QueueEntry {
     std::time_t next_attempt = 0;
     unsigned attempts = 0;
 
-    bool finished() const;           // no recipient pending
+    bool finished() const;           // nothing pending and every failure reported
 };
 
 std::string serialize_entry(const QueueEntry& entry);
@@ -64,8 +65,10 @@ public:
     // which load_all() removes, never an envelope without its message).
     QueueResult remove(const std::string& id);
     std::optional<std::string> read_message(const std::string& id) const;
-    // Every valid entry; orphaned message files and stale temporary files are removed.
-    std::vector<QueueEntry> load_all();
+    // Every valid entry. Message files without an envelope and temporary files older
+    // than `stale_after` are removed: an enqueue in progress in another process is
+    // younger than that and stays untouched.
+    std::vector<QueueEntry> load_all(std::chrono::seconds stale_after = std::chrono::hours(1));
 
 private:
     std::string dir_;

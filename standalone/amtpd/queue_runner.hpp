@@ -1,0 +1,52 @@
+// Sends queued mail on by AMTP: each due entry is tried on a worker thread (SRV, TLS,
+// the core's client session), then its envelope is updated on disk: delivered and
+// refused recipients are settled, the rest retried by queue.retry-schedule until
+// queue.max-age. Refusals (5xx, an MPC DENY in the server's EHLO, expiry) become one
+// bounce to the sender with MPC net/autoresponse (draft s6).
+#pragma once
+
+#include "amtpd/runtime.hpp"
+#include "amtp/log.hpp"
+#include "amtp/queue.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+namespace amtp::amtpd {
+
+class QueueRunner {
+public:
+    QueueRunner(boost::asio::io_context& io, boost::asio::thread_pool& workers, Queue& queue,
+                std::function<std::shared_ptr<const Runtime>()> runtime, LogSink log);
+    // Reads the queue from disk (at start, after a session queued mail, on SIGUSR1).
+    void rescan();
+    void stop();
+
+private:
+    void schedule();
+    void run_due();
+    void finished(QueueEntry entry, bool removed);
+
+    boost::asio::io_context& io_;
+    boost::asio::thread_pool& workers_;
+    Queue& queue_;
+    std::function<std::shared_ptr<const Runtime>()> runtime_;
+    LogSink log_;
+    std::map<std::string, QueueEntry> entries_;
+    std::set<std::string> in_flight_;
+    boost::asio::steady_timer timer_;
+    bool stopped_ = false;
+};
+
+// One delivery attempt of one entry (blocking; on a worker thread). Returns the entry
+// with its recipients settled or rescheduled; writes the bounce if one is due.
+QueueEntry attempt_entry(const Runtime& runtime, Queue& queue, QueueEntry entry, const LogSink& log);
+
+} // namespace amtp::amtpd

@@ -1,0 +1,111 @@
+"""The standalone server's outgoing side: mail submitted on a private listener for a
+non-local domain is queued durably and relayed by AMTP (SRV, TLS, MPC=), with a
+bounce (MPC net/autoresponse) on a permanent refusal or an MPC DENY.
+
+Run: python3 tests/integration/test_relay.py --build build
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from amtp_world import World  # noqa: E402
+
+WORLD = None
+
+
+def setUpModule():
+    global WORLD
+    WORLD = World("standalone", ARGS.build)
+    try:
+        WORLD.start_dns()
+        WORLD.start_peer_a()
+        WORLD.start_frontend()
+    except Exception:
+        WORLD.stop()
+        raise
+
+
+def tearDownModule():
+    WORLD.stop()
+    if not ARGS.keep:
+        WORLD.cleanup()
+
+
+def wait_for(predicate, seconds=30.0):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    return predicate()
+
+
+class Relay(unittest.TestCase):
+    def submit(self, sender, recipient, mpc, body="Subject: relayed\r\n\r\nHello from a customer.\r\n"):
+        s = WORLD.session(cert="private", source="127.0.0.5", private=True)
+        self.addCleanup(s.close)
+        self.assertTrue(s.cmd("EHLO host1.customers.isp.test").startswith("250"))
+        self.assertTrue(s.cmd("MAIL FROM:<%s> MPC=%s" % (sender, mpc)).startswith("250"))
+        reply = s.cmd("RCPT TO:<%s>" % recipient)
+        self.assertTrue(reply.startswith("250"), reply)
+        self.assertTrue(s.cmd("DATA").startswith("354"))
+        reply = s.cmd(body + ".")
+        self.assertTrue(reply.startswith("250 2.0.0"), reply)
+        s.cmd("QUIT")
+
+    def test_private_submission_is_relayed_by_amtp_with_the_mpc_parameter(self):
+        self.submit("cust1@b.test", "alice@a.test", "per/individual")
+        messages = wait_for(lambda: WORLD.delivered("alice", "a.test", WORLD.maildir_a))
+        self.assertEqual(len(messages), 1, WORLD.frontend_log())
+        m = messages[0]
+        # a.test received it from mx.b.test, authenticated, and wrote the MPC field itself.
+        self.assertTrue(m.startswith("Received: from mx.b.test (mx.b.test [127.0.0.3])"), m)
+        self.assertIn("\r\nMPC: per/individual\r\n", m)
+        self.assertEqual(m.count("\r\nMPC:"), 1)
+        self.assertIn("Hello from a customer.", m)
+        self.assertIn("event=mail", WORLD.peer_log())
+        self.assertIn("mpc=per/individual", WORLD.peer_log())
+
+    def test_a_domain_without_amtp_service_bounces_with_net_autoresponse(self):
+        self.submit("cust2@b.test", "carl@c.test", "per/individual")
+        bounces = wait_for(lambda: WORLD.delivered("cust2"))
+        self.assertEqual(len(bounces), 1, WORLD.frontend_log())
+        b = bounces[0]
+        self.assertTrue(b.startswith("MPC: net/autoresponse\r\n"), b)
+        self.assertIn("Undelivered Mail Returned to Sender", b)
+        self.assertIn("<carl@c.test>: 550 5.1.2", b)
+
+    def test_an_mpc_deny_at_the_next_hop_bounces_without_sending(self):
+        self.submit("cust3@b.test", "alice3@a.test", "com/optin")
+        bounces = wait_for(lambda: WORLD.delivered("cust3"))
+        self.assertEqual(len(bounces), 1, WORLD.frontend_log())
+        self.assertIn("MPC policy violation", bounces[0])
+        self.assertEqual(WORLD.delivered("alice3", "a.test", WORLD.maildir_a), [])
+
+    def test_a_temporary_failure_stays_queued_and_is_listed(self):
+        self.submit("cust4@b.test", "dan@d.test", "per/individual")
+        config = os.path.join(WORLD.dir, "b.ini")
+
+        def listed():
+            out = subprocess.run([os.path.join(WORLD.bin, "amtpd"), "-c", config, "--queue", "list"],
+                                 capture_output=True, text=True).stdout
+            return out if "pending <dan@d.test> 421" in out else None
+
+        out = wait_for(listed)
+        self.assertTrue(out, "queue listing never showed the deferred recipient")
+        self.assertIn("from=<cust4@b.test> mpc=per/individual attempts=1", out)
+        self.assertEqual(WORLD.delivered("cust4"), [])  # deferred, not bounced
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+    parser.add_argument("--keep", action="store_true")
+    ARGS, rest = parser.parse_known_args()
+    unittest.main(argv=[sys.argv[0], "-v"] + rest)
