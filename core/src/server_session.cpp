@@ -140,6 +140,7 @@ void ServerSession::process()
             handle_data_line(line, crlf);
         else
             handle_command(line);
+        maybe_shutdown();
     }
 }
 
@@ -527,6 +528,7 @@ void ServerSession::delivery_done(Reason failure, std::string_view detail)
         log_decision("message", failure, "detail", detail);
     }
     reset_transaction();
+    maybe_shutdown();
     process();
 }
 
@@ -571,9 +573,16 @@ void ServerSession::timeout()
 
 void ServerSession::shutdown()
 {
-    if (close_)
+    shutdown_requested_ = true;
+    maybe_shutdown();
+}
+
+void ServerSession::maybe_shutdown()
+{
+    if (!shutdown_requested_ || close_ || in_mail_ || phase_ != Phase::command || busy())
         return;
     reply(reply_for(Reason::shutting_down));
+    log_decision("close", Reason::shutting_down);
     close_ = true;
     phase_ = Phase::closed;
 }

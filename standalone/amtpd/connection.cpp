@@ -70,8 +70,8 @@ void Connection::pump()
             self->pump();
         });
     }
-    if (stop_requested_ && !session_.busy() && !session_.wants_close())
-        session_.shutdown();
+    if (stop_requested_)
+        session_.shutdown(); // the session waits for an open transaction to end
     out_ += session_.take_output();
     if (session_.wants_close())
         closing_ = true;

@@ -692,3 +692,29 @@ TEST_CASE("Nasty command input gets a precise reply, never a crash")
         CHECK(out.back() == '\n');
     }
 }
+
+TEST_CASE("Shutting down waits for the open transaction, then closes with 421 4.3.2")
+{
+    Harness h;
+    h.authenticate();
+    h.send("MAIL FROM:<alice@a.test> MPC=per/individual\r\nRCPT TO:<bob@b.test>\r\nDATA\r\npart\r\n");
+    h.session->shutdown();
+    CHECK(h.session->take_output().empty());
+    CHECK_FALSE(h.session->wants_close());
+    h.send("rest\r\n.\r\n");
+    REQUIRE(h.session->take_delivery());
+    h.session->delivery_done(Reason::none);
+    const std::string out = h.session->take_output();
+    CHECK(out.find("250 2.0.0 Message accepted") == 0);
+    CHECK(out.find("421 4.3.2 Service shutting down") != std::string::npos);
+    CHECK(h.session->wants_close());
+}
+
+TEST_CASE("Shutting down an idle session closes it at once with 421 4.3.2")
+{
+    Harness h;
+    h.authenticate();
+    h.session->shutdown();
+    CHECK(h.session->take_output() == "421 4.3.2 Service shutting down; closing connection\r\n");
+    CHECK(h.session->wants_close());
+}

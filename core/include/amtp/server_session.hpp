@@ -88,7 +88,8 @@ public:
     void delivery_done(Reason failure, std::string_view detail = {});
     // The host's timer for the current phase (see current_timeout) expired.
     void timeout();
-    // The server is stopping: 421 and close (the host calls it between transactions).
+    // The server is stopping: 421 4.3.2 and close, at once when no transaction is
+    // open, else as soon as the current one ends (its message is not cut off).
     void shutdown();
 
     std::string take_output();
@@ -119,6 +120,7 @@ private:
     void cmd_data();
     void cmd_starttls();
     void reset_transaction();
+    void maybe_shutdown();
     void reply(const Reply& r);
     void refuse(Reason reason, std::string_view detail = {}, bool counts_as_error = true);
     void log_decision(std::string_view event, Reason reason, std::string_view extra_key = {},
@@ -140,6 +142,7 @@ private:
     bool wants_tls_ = false;
     bool close_ = false;
     unsigned errors_ = 0;
+    bool shutdown_requested_ = false;
 
     std::optional<TlsInfo> tls_;
     std::optional<Identity> identity_;
