@@ -210,8 +210,8 @@ std::string format_ms(std::uint64_t ms)
 
 Codec<unsigned> count(unsigned min, unsigned max)
 {
-    const std::string range = "from " + std::to_string(min) + " to " + std::to_string(max);
-    const std::string hint = "use a whole number " + range;
+    const std::string range = std::to_string(min) + " to " + std::to_string(max);
+    const std::string hint = "use a whole number from " + range;
     return {"count", hint, range, false,
             [=](const Input& in) {
                 const auto [status, value] = scan_quantity(in.value, {{"", 1}});
@@ -267,9 +267,6 @@ std::uint64_t duration_ms(const Input& in, std::string_view text, const std::str
                 ")");
     return value;
 }
-
-constexpr std::uint64_t one_second = 1000;
-constexpr std::uint64_t one_year = 365ull * 86'400'000;
 
 Codec<seconds> duration(seconds min, seconds max)
 {
@@ -708,7 +705,7 @@ const std::vector<Option>& options()
 
         option("policy.file", path(true), Occurs::optional, "", "policy.xml",
                "The site's MPC policy in XML (profile B6): EHLO declarations, per-recipient rules, sender values, "
-               "private networks. Empty: no site rules, which the draft reads as ALLOW */*.",
+               "private networks. Empty: no site rules, which the draft reads as `ALLOW */*`.",
                [](auto& s) -> auto& { return s.policy.file; }),
 
         option("client.source", address(), Occurs::optional, "", "127.0.0.2",
@@ -732,7 +729,7 @@ const std::vector<Option>& options()
                [](auto& s) -> auto& { return s.queue.max_age; }),
 
         option("limits.max-message-size", size(1, 1ull << 40), Occurs::optional, "25M", "50M",
-               "Largest message accepted, in bytes of message data (advertised with the SIZE extension).",
+               "Largest message accepted, counted in bytes of message data.",
                [](auto& s) -> auto& { return s.limits.max_message_size; }),
         option("limits.max-recipients", count(1, std::numeric_limits<unsigned>::max()), Occurs::optional, "100",
                "500", "Most recipients accepted in one transaction (RFC 5321 asks for at least 100).",
@@ -978,6 +975,11 @@ const std::vector<OptionSpec>& option_table()
 
 Settings load_settings(const std::string& path)
 {
+    // An ifstream opens a directory without complaint and then reads nothing, which
+    // would surface as a baffling "hostname: required key missing".
+    std::error_code ignored;
+    if (fs::is_directory(path, ignored))
+        throw ConfigError(path, 0, "", "cannot read the configuration file: it is a directory");
     std::ifstream in(path, std::ios::binary);
     if (!in)
         throw ConfigError(path, 0, "", std::string("cannot read the configuration file: ") + std::strerror(errno));
@@ -1070,14 +1072,9 @@ std::string settings_help()
     }
     std::string out;
     for (const auto& [left, o] : rows) {
-        std::string notes;
-        if (o->spec.required)
-            notes = "required";
-        if (o->spec.repeatable)
-            notes = "repeatable";
+        std::string notes = o->spec.required ? "required" : o->spec.repeatable ? "repeatable; " : "";
         if (!o->spec.required)
-            notes += std::string(notes.empty() ? "" : "; ") + "default: " +
-                     (*o->spec.default_value ? o->spec.default_value : "none");
+            notes += std::string("default: ") + (*o->spec.default_value ? o->spec.default_value : "none");
         out += "  " + left + std::string(width - left.size() + 2, ' ') + o->spec.help + " (" + notes + ")\n";
     }
     return out;
@@ -1100,7 +1097,8 @@ std::string settings_markdown()
         "- One `key = value` per line; blanks around the key and the value are ignored. Values are written "
         "without quotes.\n"
         "- `[section]` starts a section: after `[tls]`, `key = key.pem` sets `tls.key`. The top-level keys "
-        "(`hostname`, `user`) come before the first section.\n"
+        "(`hostname`, `user`) come before the first section, where a key may also be written in full "
+        "(`tls.key = key.pem`), as `--check-config` prints them.\n"
         "- Lines starting with `#` or `;` are comments. A `#` later in a line also starts a comment, so a value "
         "cannot contain `#`.\n"
         "- CRLF line ends and a UTF-8 byte-order mark are accepted.\n"

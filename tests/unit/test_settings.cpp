@@ -577,6 +577,19 @@ local-domain = b.test
     CHECK(s.delivery.local_domains == std::vector<std::string>{"c.test", "a.test", "b.test"});
 }
 
+TEST_CASE("Before the first section a key may be written in full, as --check-config prints it", "[settings]")
+{
+    const auto s = load("hostname = b.test\nlisten.public = 127.0.0.3:2626\nlimits.max-errors = 3\n[listen]\n"
+                        "public = 127.0.0.4:2626\n");
+    REQUIRE(s.listen.public_endpoints.size() == 2);
+    CHECK(s.listen.public_endpoints[1].str() == "127.0.0.4:2626");
+    CHECK(s.limits.max_errors == 3);
+    // Both spellings name one key: giving it twice is still an error.
+    const auto e = error_of("hostname = b.test\nlimits.max-errors = 3\n[limits]\nmax-errors = 4\n");
+    CHECK(std::string(e.what()) ==
+          "amtpd.ini:4: limits.max-errors: given twice (first on line 2); this key takes one value");
+}
+
 TEST_CASE("A key given twice that is not repeatable is refused at its second line", "[settings]")
 {
     auto e = error_of("hostname = b.test\n[listen]\nstarttls = true\n\nstarttls = false\n");
@@ -739,6 +752,13 @@ TEST_CASE("An unreadable configuration file is a ConfigError naming the file", "
         CHECK(e.file() == missing);
         CHECK(e.line() == 0);
         CHECK(e.message() == "cannot read the configuration file: No such file or directory");
+    }
+    const auto directory = amtp::test::fresh_dir("settings-directory");
+    try {
+        amtp::load_settings(directory);
+        FAIL("loaded a directory");
+    } catch (const ConfigError& e) {
+        CHECK(std::string(e.what()) == directory + ": cannot read the configuration file: it is a directory");
     }
 }
 
