@@ -187,6 +187,13 @@ source = %s
         wait_for_port("127.0.0.3", self.public_port, proc)
         wait_for_port("127.0.0.3", self.private_port, proc)
 
+    def kill_frontend(self, sig=signal.SIGKILL):
+        """Kills the front-end (tools/amtp-serve execs it, so its pid is the server's)."""
+        proc = self.frontend_proc
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+        self.procs.remove(proc)
+
     def start_peer_a(self):
         """a.test's own amtpd on 127.0.0.2: the far end of relay tests. It declares
         DENY com/optin so that a relayed message can meet an MPC DENY."""

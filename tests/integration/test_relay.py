@@ -7,6 +7,7 @@ Run: python3 tests/integration/test_relay.py --build build
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -101,6 +102,34 @@ class Relay(unittest.TestCase):
         self.assertTrue(out, "queue listing never showed the deferred recipient")
         self.assertIn("from=<cust4@b.test> mpc=per/individual attempts=1", out)
         self.assertEqual(WORLD.delivered("cust4"), [])  # deferred, not bounced
+
+    def queue_listing(self):
+        config = os.path.join(WORLD.dir, "b.ini")
+        return subprocess.run([os.path.join(WORLD.bin, "amtpd"), "-c", config, "--queue", "list"],
+                              capture_output=True, text=True).stdout
+
+    def test_a_451_is_retried_and_a_queued_message_survives_kill_9(self):
+        # a.test cannot store mail while its Maildir root is away: it answers 451 4.3.0.
+        off = WORLD.maildir_a + ".off"
+        os.rename(WORLD.maildir_a, off)
+        try:
+            self.submit("cust5@b.test", "retry@a.test", "per/individual")
+            listed = wait_for(lambda: "pending <retry@a.test> 451" in self.queue_listing())
+            self.assertTrue(listed, self.queue_listing() + WORLD.frontend_log())
+            WORLD.kill_frontend(signal.SIGKILL)
+        finally:
+            os.rename(off, WORLD.maildir_a)
+        WORLD.start_frontend()
+        self.assertIn("pending <retry@a.test>", self.queue_listing())
+        flush = subprocess.run([os.path.join(WORLD.bin, "amtpd"), "-c", os.path.join(WORLD.dir, "b.ini"),
+                                "--queue", "flush"], capture_output=True, text=True)
+        self.assertEqual(flush.returncode, 0, flush.stderr)
+        self.assertIn("told to re-read the queue", flush.stdout)
+        messages = wait_for(lambda: WORLD.delivered("retry", "a.test", WORLD.maildir_a))
+        self.assertEqual(len(messages), 1, WORLD.frontend_log())
+        self.assertTrue(wait_for(lambda: "retry@a.test" not in self.queue_listing()))
+        time.sleep(0.5)
+        self.assertEqual(len(WORLD.delivered("retry", "a.test", WORLD.maildir_a)), 1)  # exactly once
 
 
 if __name__ == "__main__":

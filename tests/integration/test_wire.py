@@ -209,6 +209,50 @@ class Delivery(Base):
         self.assertIn(b"limits.max-recipients", r.stderr)
 
 
+class Concurrency(Base):
+    def test_concurrent_sessions_each_deliver_their_message(self):
+        import threading
+        errors = []
+
+        def one(i):
+            try:
+                s = WORLD.session()
+                try:
+                    s.cmd("EHLO mx.a.test")
+                    s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual")
+                    s.cmd("RCPT TO:<many@b.test>")
+                    s.cmd("DATA")
+                    reply = s.cmd("Subject: %d\r\n\r\nmessage %d\r\n." % (i, i))
+                    if not reply.startswith("250 2.0.0"):
+                        errors.append(reply)
+                finally:
+                    s.close()
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(errors, [])
+        bodies = sorted(m.split("\r\n\r\n", 1)[1] for m in WORLD.delivered("many"))
+        self.assertEqual(bodies, sorted("message %d\r\n" % i for i in range(20)))
+
+    def test_a_stalled_client_does_not_block_others(self):
+        stalled = self.session()
+        stalled.send_raw(b"EHLO mx.a")  # half a line, then silence
+        stalled_data = self.authenticated()
+        stalled_data.cmd("MAIL FROM:<alice@a.test> MPC=per/individual")
+        stalled_data.cmd("RCPT TO:<stall@b.test>")
+        stalled_data.cmd("DATA")
+        stalled_data.send_raw(b"Subject: half\r\n")  # in DATA, then silence
+        r = WORLD.amtp_send(["--mpc", "per/individual", "-f", "alice@a.test", "free@b.test"])
+        self.assertEqual(r.returncode, EX_OK, r.stderr.decode())
+        self.assertEqual(len(WORLD.delivered("free")), 1)
+        self.assertEqual(WORLD.delivered("stall"), [])
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--frontend", default="standalone")
