@@ -113,7 +113,8 @@ class World:
         path = self.write("unbound.conf", "\n".join(conf) + "\n")
         log = open(os.path.join(self.dir, "unbound.log"), "w")
         self.logs.append(log)
-        proc = subprocess.Popen(["unbound", "-d", "-c", path], stdout=log, stderr=subprocess.STDOUT)
+        unbound = shutil.which("unbound") or "/usr/sbin/unbound"
+        proc = subprocess.Popen([unbound, "-d", "-c", path], stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         deadline = time.time() + 10
         while time.time() < deadline:
