@@ -45,8 +45,10 @@ def wait_for_port(host, port, proc, seconds=20.0):
 
 
 class World:
-    def __init__(self, frontend, build_dir):
+    def __init__(self, frontend, build_dir, limits="", listen_extra=""):
         self.frontend = frontend
+        self.limits = limits              # extra lines for [limits]
+        self.listen_extra = listen_extra  # extra lines for [listen]
         self.build_dir = os.path.abspath(build_dir)
         self.bin = os.path.join(self.build_dir, "bin")
         self.dir = tempfile.mkdtemp(prefix="amtp-world-", dir=os.path.join(self.build_dir, "test-work")
@@ -144,7 +146,7 @@ class World:
 [listen]
 public = 127.0.0.3:%d
 private = 127.0.0.3:%d
-[tls]
+%s[tls]
 certificate = %s
 key = %s
 trusted-ca = %s
@@ -161,9 +163,9 @@ directory = %s
 retry-schedule = 1h
 [limits]
 command-timeout = 30s
-""" % (self.public_port, self.private_port, self.p("server-b.chain.pem"), self.p("server-b.key"),
+%s""" % (self.public_port, self.private_port, self.listen_extra, self.p("server-b.chain.pem"), self.p("server-b.key"),
        self.p("public-root.pem"), self.p("private-root.pem"), self.dns_section(), self.maildir, policy,
-       os.path.join(self.dir, "queue-b")))
+       os.path.join(self.dir, "queue-b"), self.limits))
 
     def sender_config(self, cert="client", source="127.0.0.2"):
         return self.write("a-%s.ini" % cert, """hostname = mx.a.test
@@ -257,8 +259,8 @@ directory = %s
         cmd = [os.path.join(self.bin, "amtp-send"), "-c", config or self.sender_config(cert, source)] + args
         return subprocess.run(cmd, input=message.encode(), capture_output=True, timeout=120)
 
-    def session(self, cert="client", source="127.0.0.2", private=False):
-        return WireSession(self, cert, source, self.private_port if private else self.public_port)
+    def session(self, cert="client", source="127.0.0.2", private=False, host="127.0.0.3", port=None):
+        return WireSession(self, cert, source, port or (self.private_port if private else self.public_port), host)
 
     def delivered(self, mailbox, domain="b.test", root=None):
         """Messages in <maildir>/<domain>/<mailbox>/new, oldest first."""
@@ -277,13 +279,13 @@ class WireSession:
     """An AMTP client session by hand: implicit TLS with a chosen certificate from a
     chosen source address, then raw commands and parsed replies."""
 
-    def __init__(self, world, cert, source, port):
+    def __init__(self, world, cert, source, port, host="127.0.0.3"):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.load_verify_locations(world.p("public-root.pem"))
         if cert:
             ctx.load_cert_chain(world.p(cert + ".chain.pem"), world.p(cert + ".key"))
-        raw = socket.create_connection(("127.0.0.3", port), timeout=20, source_address=(source, 0))
+        raw = socket.create_connection((host, port), timeout=20, source_address=(source, 0))
         self.sock = ctx.wrap_socket(raw, server_hostname="mx.b.test")
         self.buf = b""
         self.greeting = self.reply()

@@ -1,0 +1,140 @@
+"""Operating the standalone server: reload on SIGHUP, connection limits, IPv6,
+refusing what is not AMTP on the implicit-TLS port, graceful stop on SIGTERM.
+
+Run: python3 tests/integration/test_operations.py --build build
+"""
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from amtp_world import World, free_port, wait_for_port  # noqa: E402
+
+WORLD = None
+V6_PORT = None
+
+
+def setUpModule():
+    global WORLD, V6_PORT
+    V6_PORT = free_port()
+    WORLD = World("standalone", ARGS.build, limits="max-connections-per-ip = 3\n",
+                  listen_extra="private = [::1]:%d\n" % V6_PORT)
+    try:
+        WORLD.start_dns()
+        WORLD.start_frontend()
+    except Exception:
+        WORLD.stop()
+        raise
+
+
+def tearDownModule():
+    WORLD.stop()
+    if not ARGS.keep:
+        WORLD.cleanup()
+
+
+def restore(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class Operations(unittest.TestCase):
+    def test_sighup_reloads_the_policy_for_new_sessions(self):
+        old = WORLD.session()
+        self.addCleanup(old.close)
+        self.assertIn("MPC DENY=*/optout", old.cmd("EHLO mx.a.test"))
+        policy = os.path.join(WORLD.dir, "policy.xml")
+        with open(policy) as f:
+            original = f.read()
+        self.addCleanup(restore, policy, original)
+        with open(policy, "w") as f:
+            f.write(original.replace('<deny mpc="*/optout"/>', '<deny mpc="*/optout"/> <deny mpc="com/*"/>'))
+        os.kill(WORLD.frontend_proc.pid, signal.SIGHUP)
+        deadline = time.time() + 10
+        while "event=reload result=pass" not in WORLD.frontend_log() and time.time() < deadline:
+            time.sleep(0.05)
+        new = WORLD.session()
+        self.addCleanup(new.close)
+        self.assertIn("MPC DENY=*/optout DENY=com/*", new.cmd("EHLO mx.a.test"))
+        # The session that started before the reload keeps its rules and goes on.
+        self.assertTrue(old.cmd("MAIL FROM:<shop@a.test> MPC=com/optin").startswith("250"))
+
+    def test_a_bad_policy_on_sighup_keeps_the_old_configuration(self):
+        policy = os.path.join(WORLD.dir, "policy.xml")
+        with open(policy) as f:
+            original = f.read()
+        self.addCleanup(restore, policy, original)
+        with open(policy, "w") as f:
+            f.write("<amtp-policy><advertise><deny mpc='*/spam'/></advertise></amtp-policy>")
+        os.kill(WORLD.frontend_proc.pid, signal.SIGHUP)
+        deadline = time.time() + 10
+        while "event=reload result=fail" not in WORLD.frontend_log() and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertIn("event=reload result=fail", WORLD.frontend_log())
+        self.assertIn("policy.xml:1", WORLD.frontend_log())
+        s = WORLD.session()
+        self.addCleanup(s.close)
+        self.assertTrue(s.cmd("EHLO mx.a.test").startswith("250-"))
+
+    def test_connections_beyond_the_per_ip_limit_get_421_4_7_0(self):
+        held = [WORLD.session(source="127.0.0.20") for _ in range(3)]
+        try:
+            extra = WORLD.session(source="127.0.0.20")
+            self.assertTrue(extra.greeting.startswith("421 4.7.0"), extra.greeting)
+            extra.close()
+            other = WORLD.session(source="127.0.0.21")  # another address is not affected
+            self.assertTrue(other.greeting.startswith("220"))
+            other.close()
+        finally:
+            for s in held:
+                s.close()
+
+    def test_a_private_listener_on_ipv6_serves_amtp(self):
+        s = WORLD.session(cert="private", source="::1", host="::1", port=V6_PORT)
+        self.addCleanup(s.close)
+        self.assertTrue(s.cmd("EHLO host1.customers.isp.test").startswith("250-"))
+
+    def test_plaintext_smtp_on_the_implicit_tls_port_gets_no_smtp_reply(self):
+        with socket.create_connection(("127.0.0.3", WORLD.public_port), timeout=10,
+                                      source_address=("127.0.0.2", 0)) as raw:
+            raw.sendall(b"EHLO mx.a.test\r\nMAIL FROM:<a@a.test> MPC=per/individual\r\n")
+            data = b""
+            try:
+                while True:
+                    chunk = raw.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (ConnectionResetError, socket.timeout):
+                pass
+        self.assertNotIn(b"220", data)
+        self.assertNotIn(b"250", data)
+
+    def test_zz_sigterm_stops_the_server_after_the_open_transaction(self):
+        s = WORLD.session()
+        s.cmd("EHLO mx.a.test")
+        s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual")
+        s.cmd("RCPT TO:<late@b.test>")
+        s.cmd("DATA")
+        s.send_raw(b"Subject: in flight\r\n\r\n")
+        os.kill(WORLD.frontend_proc.pid, signal.SIGTERM)
+        time.sleep(0.3)
+        reply = s.cmd("still being written\r\n.")
+        self.assertTrue(reply.startswith("250 2.0.0"), reply)
+        self.assertTrue(s.reply().startswith("421 4.3.2"))
+        s.close()
+        self.assertEqual(WORLD.frontend_proc.wait(timeout=30), 0)
+        self.assertEqual(len(WORLD.delivered("late")), 1)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+    parser.add_argument("--keep", action="store_true")
+    ARGS, rest = parser.parse_known_args()
+    unittest.main(argv=[sys.argv[0], "-v"] + rest)
