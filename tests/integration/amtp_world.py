@@ -45,10 +45,11 @@ def wait_for_port(host, port, proc, seconds=20.0):
 
 
 class World:
-    def __init__(self, frontend, build_dir, limits="", listen_extra=""):
+    def __init__(self, frontend, build_dir, limits="", listen_extra="", delivery_extra=""):
         self.frontend = frontend
         self.limits = limits              # extra lines for [limits]
         self.listen_extra = listen_extra  # extra lines for [listen]
+        self.delivery_extra = delivery_extra  # extra lines for [delivery]
         self.build_dir = os.path.abspath(build_dir)
         self.bin = os.path.join(self.build_dir, "bin")
         self.dir = tempfile.mkdtemp(prefix="amtp-world-", dir=os.path.join(self.build_dir, "test-work")
@@ -154,7 +155,7 @@ private-ca = %s
 %s[delivery]
 local-domain = b.test
 maildir-root = %s
-[policy]
+%s[policy]
 file = %s
 [client]
 source = 127.0.0.3
@@ -164,7 +165,8 @@ retry-schedule = 1h
 [limits]
 command-timeout = 30s
 %s""" % (self.public_port, self.private_port, self.listen_extra, self.p("server-b.chain.pem"), self.p("server-b.key"),
-       self.p("public-root.pem"), self.p("private-root.pem"), self.dns_section(), self.maildir, policy,
+       self.p("public-root.pem"), self.p("private-root.pem"), self.dns_section(), self.maildir,
+       self.delivery_extra, policy,
        os.path.join(self.dir, "queue-b"), self.limits))
 
     def sender_config(self, cert="client", source="127.0.0.2"):
