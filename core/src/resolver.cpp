@@ -671,4 +671,14 @@ SrvResult Resolver::srv(const std::string& domain)
     return result ? std::move(*result) : SrvResult{DnsStatus::temporary, {}, "lookup lost"};
 }
 
+ResolverOptions resolver_options(const Settings& settings)
+{
+    ResolverOptions o;
+    o.forwarder = settings.dns.resolver;
+    o.trust_anchor_file = settings.dns.trust_anchor;
+    o.nodefault_zones = settings.dns.nodefault_zones;
+    o.timeout = settings.dns.timeout;
+    return o;
+}
+
 } // namespace amtp

@@ -294,16 +294,23 @@ Reply ServerSession::ehlo_reply() const
     return r;
 }
 
-void ServerSession::cmd_mail(const std::string& argument)
+bool ServerSession::sequence_allows(bool needs_transaction)
 {
     if (!authenticated_) {
         refuse(Reason::ehlo_first);
-        return;
+        return false;
     }
-    if (in_mail_) {
+    if (in_mail_ != needs_transaction) {
         refuse(Reason::bad_sequence);
-        return;
+        return false;
     }
+    return true;
+}
+
+void ServerSession::cmd_mail(const std::string& argument)
+{
+    if (!sequence_allows(false))
+        return;
     const auto path = parse_path_command(argument, "FROM");
     if (!path) {
         refuse(Reason::syntax_error);
@@ -365,14 +372,8 @@ void ServerSession::cmd_mail(const std::string& argument)
 
 void ServerSession::cmd_rcpt(const std::string& argument)
 {
-    if (!authenticated_) {
-        refuse(Reason::ehlo_first);
+    if (!sequence_allows(true))
         return;
-    }
-    if (!in_mail_) {
-        refuse(Reason::bad_sequence);
-        return;
-    }
     const auto path = parse_path_command(argument, "TO");
     if (!path) {
         refuse(Reason::syntax_error);
@@ -413,14 +414,8 @@ void ServerSession::cmd_rcpt(const std::string& argument)
 
 void ServerSession::cmd_data()
 {
-    if (!authenticated_) {
-        refuse(Reason::ehlo_first);
+    if (!sequence_allows(true))
         return;
-    }
-    if (!in_mail_) {
-        refuse(Reason::bad_sequence);
-        return;
-    }
     if (envelope_.recipients.empty()) {
         refuse(Reason::no_recipients);
         return;

@@ -90,12 +90,7 @@ int main(int argc, char** argv)
             by_domain[box->domain].push_back(r);
         }
 
-        ResolverOptions ro;
-        ro.forwarder = settings.dns.resolver;
-        ro.trust_anchor_file = settings.dns.trust_anchor;
-        ro.nodefault_zones = settings.dns.nodefault_zones;
-        ro.timeout = settings.dns.timeout;
-        Resolver resolver(ro);
+        Resolver resolver(resolver_options(settings));
         const auto trust = TrustStore::load(net::trust_options(settings, policy.private_networks));
         const SslCtxPtr tls = net::make_client_context(settings);
 

@@ -103,12 +103,7 @@ QueueEntry attempt_entry(const Runtime& rt, Queue& queue, QueueEntry entry, cons
         queue.update(entry);
         return entry;
     }
-    ResolverOptions ro;
-    ro.forwarder = s.dns.resolver;
-    ro.trust_anchor_file = s.dns.trust_anchor;
-    ro.nodefault_zones = s.dns.nodefault_zones;
-    ro.timeout = s.dns.timeout;
-    Resolver resolver(ro);
+    Resolver resolver(resolver_options(s));
 
     std::map<std::string, std::vector<std::size_t>> by_domain;
     for (std::size_t i = 0; i < entry.recipients.size(); ++i)

@@ -16,16 +16,6 @@ using asio::ip::tcp;
 
 namespace {
 
-ResolverOptions resolver_options(const Settings& s)
-{
-    ResolverOptions o;
-    o.forwarder = s.dns.resolver;
-    o.trust_anchor_file = s.dns.trust_anchor;
-    o.nodefault_zones = s.dns.nodefault_zones;
-    o.timeout = s.dns.timeout;
-    return o;
-}
-
 tcp::endpoint to_asio(const Endpoint& e)
 {
     return tcp::endpoint(asio::ip::make_address(e.address.str()), e.port);

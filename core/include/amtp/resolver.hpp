@@ -7,6 +7,7 @@
 #pragma once
 
 #include "amtp/address.hpp"
+#include "amtp/settings.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -51,6 +52,9 @@ struct ResolverOptions {
     std::vector<std::string> nodefault_zones; // dns.nodefault-zone: e.g. "test." for test setups
     std::chrono::milliseconds timeout{5000};  // dns.timeout: then a lookup is temporary
 };
+
+// The [dns] settings as resolver options.
+ResolverOptions resolver_options(const Settings& settings);
 
 class Resolver {
 public:

@@ -115,6 +115,9 @@ private:
     void finish_data();
     void cmd_ehlo(const std::string& argument);
     void finish_ehlo();
+    // MAIL, RCPT and DATA need a successful EHLO; RCPT and DATA an open transaction,
+    // MAIL none. Refuses (503 5.5.1) and returns false otherwise.
+    bool sequence_allows(bool needs_transaction);
     void cmd_mail(const std::string& argument);
     void cmd_rcpt(const std::string& argument);
     void cmd_data();
