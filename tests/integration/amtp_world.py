@@ -12,6 +12,7 @@ Hosts (each its own loopback address, with its own PTR record or lack of one):
   127.0.0.9  mx.c.test (serverAuth-only certificate)
 """
 
+import argparse
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -318,3 +320,40 @@ class WireSession:
             self.sock.close()
         except OSError:
             pass
+
+
+# --- running a suite -------------------------------------------------------------
+ARGS = None  # the command line of the suite being run (set by main)
+
+
+def main():
+    """Parses --frontend/--build/--keep and runs the calling module's tests."""
+    global ARGS
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--frontend", default="standalone")
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    parser.add_argument("--keep", action="store_true", help="keep the world's directory for inspection")
+    ARGS, rest = parser.parse_known_args()
+    unittest.main(module="__main__", argv=[sys.argv[0], "-v"] + rest)
+
+
+def open_world(start_peer=False, **options):
+    """A world with DNS, optionally a.test's own amtpd, and the front-end under test."""
+    world = World(ARGS.frontend, ARGS.build, **options)
+    try:
+        world.start_dns()
+        if start_peer:
+            world.start_peer_a()
+        world.start_frontend()
+    except Exception:
+        world.stop()
+        raise
+    return world
+
+
+def close_world(world):
+    world.stop()
+    if ARGS.keep:
+        print("world kept in", world.dir, file=sys.stderr)
+    else:
+        world.cleanup()

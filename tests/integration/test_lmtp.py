@@ -4,7 +4,6 @@ LMTP server on a Unix socket in the test directory) with the MPC field and trace
 Run: python3 tests/integration/test_lmtp.py --build build
 """
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from amtp_world import World  # noqa: E402
+from amtp_world import close_world, main, open_world  # noqa: E402
 
 WORLD = None
 DOVECOT = None
@@ -66,22 +65,14 @@ def setUpModule():
     deadline = time.time() + 15
     while not os.path.exists(os.path.join(DV_DIR, "lmtp.sock")) and time.time() < deadline:
         time.sleep(0.05)
-    WORLD = World("standalone", ARGS.build, delivery_extra="lmtp = unix:%s/lmtp.sock\n" % DV_DIR)
-    try:
-        WORLD.start_dns()
-        WORLD.start_frontend()
-    except Exception:
-        WORLD.stop()
-        raise
+    WORLD = open_world(delivery_extra="lmtp = unix:%s/lmtp.sock\n" % DV_DIR)
 
 
 def tearDownModule():
-    WORLD.stop()
+    close_world(WORLD)
     DOVECOT.terminate()
     DOVECOT.wait(timeout=30)
-    if not ARGS.keep:
-        WORLD.cleanup()
-        shutil.rmtree(DV_DIR, ignore_errors=True)
+    shutil.rmtree(DV_DIR, ignore_errors=True)
 
 
 def dovecot_messages(mailbox):
@@ -121,8 +112,4 @@ class Lmtp(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-    parser.add_argument("--keep", action="store_true")
-    ARGS, rest = parser.parse_known_args()
-    unittest.main(argv=[sys.argv[0], "-v"] + rest)
+    main()

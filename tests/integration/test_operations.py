@@ -4,7 +4,6 @@ refusing what is not AMTP on the implicit-TLS port, graceful stop on SIGTERM.
 Run: python3 tests/integration/test_operations.py --build build
 """
 
-import argparse
 import os
 import signal
 import socket
@@ -13,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from amtp_world import World, free_port, wait_for_port  # noqa: E402
+from amtp_world import close_world, free_port, main, open_world  # noqa: E402
 
 WORLD = None
 V6_PORT = None
@@ -22,20 +21,11 @@ V6_PORT = None
 def setUpModule():
     global WORLD, V6_PORT
     V6_PORT = free_port()
-    WORLD = World("standalone", ARGS.build, limits="max-connections-per-ip = 3\n",
-                  listen_extra="private = [::1]:%d\n" % V6_PORT)
-    try:
-        WORLD.start_dns()
-        WORLD.start_frontend()
-    except Exception:
-        WORLD.stop()
-        raise
+    WORLD = open_world(limits="max-connections-per-ip = 3\n", listen_extra="private = [::1]:%d\n" % V6_PORT)
 
 
 def tearDownModule():
-    WORLD.stop()
-    if not ARGS.keep:
-        WORLD.cleanup()
+    close_world(WORLD)
 
 
 def restore(path, text):
@@ -133,8 +123,4 @@ class Operations(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-    parser.add_argument("--keep", action="store_true")
-    ARGS, rest = parser.parse_known_args()
-    unittest.main(argv=[sys.argv[0], "-v"] + rest)
+    main()

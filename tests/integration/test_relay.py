@@ -5,7 +5,6 @@ bounce (MPC net/autoresponse) on a permanent refusal or an MPC DENY.
 Run: python3 tests/integration/test_relay.py --build build
 """
 
-import argparse
 import os
 import signal
 import subprocess
@@ -14,27 +13,18 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from amtp_world import World  # noqa: E402
+from amtp_world import close_world, main, open_world  # noqa: E402
 
 WORLD = None
 
 
 def setUpModule():
     global WORLD
-    WORLD = World("standalone", ARGS.build)
-    try:
-        WORLD.start_dns()
-        WORLD.start_peer_a()
-        WORLD.start_frontend()
-    except Exception:
-        WORLD.stop()
-        raise
+    WORLD = open_world(start_peer=True)
 
 
 def tearDownModule():
-    WORLD.stop()
-    if not ARGS.keep:
-        WORLD.cleanup()
+    close_world(WORLD)
 
 
 def wait_for(predicate, seconds=30.0):
@@ -133,8 +123,4 @@ class Relay(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-    parser.add_argument("--keep", action="store_true")
-    ARGS, rest = parser.parse_known_args()
-    unittest.main(argv=[sys.argv[0], "-v"] + rest)
+    main()

@@ -4,13 +4,12 @@ Run: python3 tests/integration/test_wire.py --frontend standalone --build build
 Each test names the rule it proves.
 """
 
-import argparse
 import os
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from amtp_world import World  # noqa: E402
+from amtp_world import close_world, main, open_world  # noqa: E402
 
 WORLD = None
 EX_OK, EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL, EX_CONFIG = 0, 65, 69, 75, 78
@@ -18,21 +17,11 @@ EX_OK, EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL, EX_CONFIG = 0, 65, 69, 75, 78
 
 def setUpModule():
     global WORLD
-    WORLD = World(ARGS.frontend, ARGS.build)
-    try:
-        WORLD.start_dns()
-        WORLD.start_frontend()
-    except Exception:
-        WORLD.stop()
-        raise
+    WORLD = open_world()
 
 
 def tearDownModule():
-    WORLD.stop()
-    if not ARGS.keep:
-        WORLD.cleanup()
-    else:
-        print("world kept in", WORLD.dir, file=sys.stderr)
+    close_world(WORLD)
 
 
 class Base(unittest.TestCase):
@@ -254,9 +243,4 @@ class Concurrency(Base):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--frontend", default="standalone")
-    parser.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-    parser.add_argument("--keep", action="store_true", help="keep the world's directory for inspection")
-    ARGS, rest = parser.parse_known_args()
-    unittest.main(argv=[sys.argv[0], "-v"] + rest)
+    main()
