@@ -19,6 +19,10 @@ Connection::Connection(Server& server, asio::ip::tcp::socket socket, std::shared
 
 void Connection::start()
 {
+    ticket_.trust = runtime_->trust.get();
+    ticket_.listener = kind_;
+    ticket_.peer = peer_;
+    net::attach_ticket_binding(stream_.native_handle(), &ticket_);
     // The handshake gets the command timeout too: a silent peer must not hold a slot.
     arm_timer(runtime_->settings.limits.command_timeout);
     stream_.async_handshake(asio::ssl::stream_base::server,
@@ -45,11 +49,7 @@ void Connection::on_handshake(const boost::system::error_code& ec)
     TlsInfo tls;
     tls.version = net::tls_version(ssl);
     tls.cipher = net::tls_cipher(ssl);
-    const X509StackPtr chain = peer_certificate_chain(ssl);
-    if (!chain || sk_X509_num(chain.get()) == 0)
-        tls.identity.reason = Reason::no_client_cert;
-    else
-        tls.identity = runtime_->trust->verify_client(chain.get(), kind_, peer_, std::time(nullptr));
+    tls.identity = net::handshake_identity(ssl, ticket_, std::time(nullptr));
     session_.start(std::move(tls));
     pump();
 }

@@ -3,6 +3,7 @@
 
 #include "amtpd/runtime.hpp"
 #include "amtp/server_session.hpp"
+#include "net/tls_context.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -41,6 +42,7 @@ private:
     boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
     boost::asio::steady_timer timer_;
     ServerSession session_;
+    net::TicketBinding ticket_;
     std::optional<Reason> refuse_;
     std::array<char, 16384> buffer_{};
     std::string out_;

@@ -1,6 +1,7 @@
 #include "net/tls_context.hpp"
 
 #include "amtp/errors.hpp"
+#include "amtp/identity_codec.hpp"
 
 #include <openssl/err.h>
 
@@ -24,6 +25,54 @@ std::string openssl_error()
 int accept_any_certificate(int, X509_STORE_CTX*)
 {
     return 1;
+}
+
+// The one ex_data slot for TicketBinding, allocated once per process and never changed.
+int ticket_binding_index()
+{
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+
+IdentityResult verify_now(SSL* ssl, TicketBinding& b, std::time_t now)
+{
+    const X509StackPtr chain = peer_certificate_chain(ssl);
+    if (!chain || sk_X509_num(chain.get()) == 0) {
+        IdentityResult r;
+        r.reason = Reason::no_client_cert;
+        return r;
+    }
+    return b.trust->verify_client(chain.get(), b.listener, b.peer, now);
+}
+
+// Making a ticket: verify the chain now (the handshake is complete but for our part)
+// and put the identity in the ticket when it passed.
+int make_ticket(SSL* ssl, void*)
+{
+    auto* b = static_cast<TicketBinding*>(SSL_get_ex_data(ssl, ticket_binding_index()));
+    if (!b || !b->trust)
+        return 1;
+    if (!b->identity)
+        b->identity = verify_now(ssl, *b, std::time(nullptr));
+    if (b->identity->ok()) {
+        const std::string data = encode_identity(BoundIdentity{*b->identity->identity, b->listener, b->peer});
+        SSL_SESSION_set1_ticket_appdata(SSL_get_session(ssl), data.data(), data.size());
+    }
+    return 1;
+}
+
+SSL_TICKET_RETURN use_ticket(SSL*, SSL_SESSION*, const unsigned char*, size_t, SSL_TICKET_STATUS status, void*)
+{
+    switch (status) {
+    case SSL_TICKET_SUCCESS:
+    case SSL_TICKET_SUCCESS_RENEW:
+        return SSL_TICKET_RETURN_USE_RENEW;
+    case SSL_TICKET_EMPTY:
+    case SSL_TICKET_NO_DECRYPT:
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    default:
+        return SSL_TICKET_RETURN_IGNORE;
+    }
 }
 
 SslCtxPtr base_context(const SSL_METHOD* method, const Settings& s)
@@ -60,11 +109,11 @@ SslCtxPtr make_server_context(const Settings& s, ListenerKind listener)
             SSL_add_file_cert_subjects_to_stack(names, file.c_str());
         SSL_CTX_set_client_CA_list(ctx.get(), names);
     }
-    // No resumption: a resumed session carries only the client's leaf, not its chain,
-    // so the identity could not be verified again. (Resumption needs the verified
-    // identity kept with the session; until then every handshake is a full one.)
-    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+    // Stateless tickets only; each carries the identity verified on the full handshake.
+    static const unsigned char context_id[] = "amtp";
+    SSL_CTX_set_session_id_context(ctx.get(), context_id, sizeof context_id - 1);
     SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_session_ticket_cb(ctx.get(), make_ticket, use_ticket, nullptr);
     return ctx;
 }
 
@@ -74,6 +123,25 @@ SslCtxPtr make_client_context(const Settings& s)
     // Verified after the handshake against the SRV target (TrustStore::verify_server).
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
     return ctx;
+}
+
+void attach_ticket_binding(SSL* ssl, TicketBinding* binding)
+{
+    SSL_set_ex_data(ssl, ticket_binding_index(), binding);
+}
+
+IdentityResult handshake_identity(SSL* ssl, TicketBinding& b, std::time_t now)
+{
+    if (SSL_session_reused(ssl)) {
+        void* data = nullptr;
+        size_t len = 0;
+        if (SSL_SESSION_get0_ticket_appdata(SSL_get0_session(ssl), &data, &len) != 1)
+            len = 0;
+        return resumed_identity(std::string_view(static_cast<const char*>(data), len), b.listener, b.peer, now);
+    }
+    if (!b.identity)
+        b.identity = verify_now(ssl, b, now);
+    return *b.identity;
 }
 
 std::string tls_version(SSL* ssl)

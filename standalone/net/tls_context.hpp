@@ -8,18 +8,38 @@
 #include "amtp/settings.hpp"
 #include "amtp/tls_identity.hpp"
 
+#include <ctime>
+#include <optional>
 #include <string>
 
 namespace amtp::net {
 
 // TLS 1.2 minimum (settings.tls.min_version may raise it), our certificate chain and
-// key, a client certificate requested (not required at the TLS layer), no session
-// resumption. Throws ConfigError naming the file or setting.
+// key, a client certificate requested (not required at the TLS layer), and stateless
+// session tickets that carry the verified identity (see TicketBinding). Throws ConfigError naming the file or setting.
 SslCtxPtr make_server_context(const Settings& settings, ListenerKind listener);
 
 // For outgoing AMTP: our certificate as the client certificate, server verification
 // left to TrustStore::verify_server against the SRV target.
 SslCtxPtr make_client_context(const Settings& settings);
+
+// What the ticket callbacks of a server connection need. A resumed session carries
+// only the client's leaf, not its chain, so the identity is verified when the ticket
+// is made (during the full handshake) and travels inside the ticket, bound to the
+// listener and the address (identity_codec.hpp).
+struct TicketBinding {
+    const TrustStore* trust = nullptr;
+    ListenerKind listener = ListenerKind::public_network;
+    IpAddress peer;
+    std::optional<IdentityResult> identity;   // once verified
+};
+
+// Attaches `binding` (owned by the caller, alive as long as `ssl`) to a server SSL.
+void attach_ticket_binding(SSL* ssl, TicketBinding* binding);
+
+// After a server handshake: the identity of the peer, from the resumed ticket or from
+// the chain it presented.
+IdentityResult handshake_identity(SSL* ssl, TicketBinding& binding, std::time_t now);
 
 std::string tls_version(SSL* ssl);
 std::string tls_cipher(SSL* ssl);

@@ -263,8 +263,10 @@ directory = %s
         cmd = [os.path.join(self.bin, "amtp-send"), "-c", config or self.sender_config(cert, source)] + args
         return subprocess.run(cmd, input=message.encode(), capture_output=True, timeout=120)
 
-    def session(self, cert="client", source="127.0.0.2", private=False, host="127.0.0.3", port=None):
-        return WireSession(self, cert, source, port or (self.private_port if private else self.public_port), host)
+    def session(self, cert="client", source="127.0.0.2", private=False, host="127.0.0.3", port=None,
+                tls_session=None):
+        return WireSession(self, cert, source, port or (self.private_port if private else self.public_port), host,
+                           tls_session)
 
     def delivered(self, mailbox, domain="b.test", root=None):
         """Messages in <maildir>/<domain>/<mailbox>/new, oldest first."""
@@ -283,16 +285,26 @@ class WireSession:
     """An AMTP client session by hand: implicit TLS with a chosen certificate from a
     chosen source address, then raw commands and parsed replies."""
 
-    def __init__(self, world, cert, source, port, host="127.0.0.3"):
+    contexts = {}  # one client context per certificate, so TLS sessions can be resumed
+
+    def __init__(self, world, cert, source, port, host="127.0.0.3", tls_session=None):
+        key = (world.pki, cert)
+        if key not in WireSession.contexts:
+            WireSession.contexts[key] = self.make_context(world, cert)
+        ctx = WireSession.contexts[key]
+        raw = socket.create_connection((host, port), timeout=20, source_address=(source, 0))
+        self.sock = ctx.wrap_socket(raw, server_hostname="mx.b.test", session=tls_session)
+        self.buf = b""
+        self.greeting = self.reply()
+
+    @staticmethod
+    def make_context(world, cert):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.load_verify_locations(world.p("public-root.pem"))
         if cert:
             ctx.load_cert_chain(world.p(cert + ".chain.pem"), world.p(cert + ".key"))
-        raw = socket.create_connection((host, port), timeout=20, source_address=(source, 0))
-        self.sock = ctx.wrap_socket(raw, server_hostname="mx.b.test")
-        self.buf = b""
-        self.greeting = self.reply()
+        return ctx
 
     def reply(self):
         lines = []

@@ -105,6 +105,21 @@ class Operations(unittest.TestCase):
         self.assertNotIn(b"220", data)
         self.assertNotIn(b"250", data)
 
+    def test_a_resumed_tls_session_keeps_its_verified_identity(self):
+        first = WORLD.session()
+        self.assertTrue(first.cmd("EHLO mx.a.test").startswith("250-"))  # tickets arrive by now
+        ticket = first.sock.session
+        first.close()
+        again = WORLD.session(tls_session=ticket)
+        self.addCleanup(again.close)
+        self.assertTrue(again.sock.session_reused)
+        self.assertTrue(again.cmd("EHLO mx.a.test").startswith("250-"))
+        # The same ticket from another address is not that identity any more.
+        elsewhere = WORLD.session(source="127.0.0.4", tls_session=ticket)
+        self.addCleanup(elsewhere.close)
+        self.assertTrue(elsewhere.sock.session_reused)
+        self.assertTrue(elsewhere.cmd("EHLO mx.a.test").startswith("504 5.7.1 Authentication failed: certificate invalid"))
+
     def test_zz_sigterm_stops_the_server_after_the_open_transaction(self):
         s = WORLD.session()
         s.cmd("EHLO mx.a.test")
