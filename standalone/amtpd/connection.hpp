@@ -44,7 +44,7 @@ private:
     ServerSession session_;
     net::TicketBinding ticket_;
     std::optional<Reason> refuse_;
-    std::array<char, 16384> buffer_{};
+    std::array<char, 4096> buffer_{};    // small: thousands of idle sessions each hold one
     std::string out_;
     std::string writing_buffer_;
     bool reading_ = false;

@@ -47,11 +47,13 @@ def wait_for_port(host, port, proc, seconds=20.0):
 
 
 class World:
-    def __init__(self, frontend, build_dir, limits="", listen_extra="", delivery_extra=""):
+    def __init__(self, frontend, build_dir, limits="", listen_extra="", delivery_extra="", extra_sources=0):
         self.frontend = frontend
         self.limits = limits              # extra lines for [limits]
         self.listen_extra = listen_extra  # extra lines for [listen]
         self.delivery_extra = delivery_extra  # extra lines for [delivery]
+        # 127.0.0.30 ... : more addresses of mx.a.test (PTR mx.a.test), for load tests.
+        self.extra_sources = ["127.0.0.%d" % (30 + i) for i in range(extra_sources)]
         self.build_dir = os.path.abspath(build_dir)
         self.bin = os.path.join(self.build_dir, "bin")
         self.dir = tempfile.mkdtemp(prefix="amtp-world-", dir=os.path.join(self.build_dir, "test-work")
@@ -95,6 +97,7 @@ class World:
         ]
         ptrs = ["127.0.0.2 mx.a.test.", "127.0.0.3 mx.b.test.", "127.0.0.4 other.a.test.",
                 "127.0.0.9 mx.c.test.", "127.0.0.7 mx.d.test."]
+        ptrs += ["%s mx.a.test." % a for a in self.extra_sources]
         zone = os.path.join(self.dir, "servfail.zone")
         with open(zone, "w") as f:
             f.write("$ORIGIN 6.0.0.127.in-addr.arpa.\n"

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Runs every benchmark on loopback and prints one table: each figure beside its
+baseline measured in the same run, the ratio and the goal. Writes results.json and
+PNG charts of the scaling runs. Invoked by tools/bench."""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from amtp_world import World, free_port  # noqa: E402
+
+
+def run_json(cmd, timeout):
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "{}"
+    data = json.loads(line)
+    if out.returncode != 0 and "rate" not in data:
+        raise RuntimeError("%s failed: %s %s" % (cmd[0], out.stdout, out.stderr))
+    return data
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def machine():
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"model name\s*:\s*(.*)", f.read())
+            cpu = m.group(1) if m else ""
+    except OSError:
+        pass
+    return "%s, %d cores, %s, kernel %s" % (cpu or platform.machine(), os.cpu_count(), platform.system(),
+                                           platform.release())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    secs = 2 if args.quick else 15
+    idle = 300 if args.quick else 5000
+    os.makedirs(args.out, exist_ok=True)
+    bin_dir = os.path.join(args.build, "bin")
+    bench = os.path.join(bin_dir, "amtp-bench")
+
+    world = World("standalone", args.build, extra_sources=8,
+                  limits="max-connections = 100000\nmax-connections-per-ip = 100000\n")
+    figures = []
+    procs = []
+    try:
+        world.start_dns()
+        world.start_frontend()
+        amtpd_pid = world.frontend_proc.pid
+        sources = ",".join(world.extra_sources)
+        client = ["--cert", world.p("client.chain.pem"), "--key", world.p("client.key"), "--sources", sources]
+        amtp = ["--target", "127.0.0.3:%d" % world.public_port]
+        base_port = free_port()
+        baseline = subprocess.Popen([os.path.join(bin_dir, "tls-baseline"), world.config, "127.0.0.3:%d" % base_port],
+                                    stdout=subprocess.PIPE, text=True)
+        procs.append(baseline)
+        baseline.stdout.readline()
+
+        def fig(name, unit, value, base_name, base_value, goal, higher_is_better=True):
+            ratio = (value / base_value) if base_value else 0.0
+            figures.append({"name": name, "value": round(value, 2), "unit": unit, "baseline": base_name,
+                            "baseline_value": round(base_value, 2), "ratio": round(ratio, 3), "goal_ratio": goal,
+                            "met": (ratio >= goal) if higher_is_better else (ratio <= goal)})
+
+        # 1. Handshake rate: full AMTP sessions against bare mutual-TLS handshakes.
+        conc = 20
+        tls = run_json([bench, "--mode", "tls", "--target", "127.0.0.3:%d" % base_port, "-c", str(conc), "-s", str(secs)]
+                       + client, secs + 60)
+        full = run_json([bench, "--mode", "session", "-c", str(conc), "-s", str(secs)] + amtp + client, secs + 60)
+        resumed = run_json([bench, "--mode", "session", "--resume", "-c", str(conc), "-s", str(secs)] + amtp + client,
+                           secs + 60)
+        fig("AMTP sessions/s (TLS, EHLO with PTR verdict, QUIT)", "sessions/s", full["rate"],
+            "bare mutual-TLS handshakes/s", tls["rate"], 0.9)
+        fig("AMTP sessions/s with TLS resumption", "sessions/s", resumed["rate"], "AMTP sessions/s, full handshakes",
+            full["rate"], 3.0)
+
+        # 2. Message throughput into Maildir with fsync, against the raw fsync limit.
+        raw_dir = os.path.join(world.maildir, "raw-baseline")
+        for n in (1, 20):
+            raw = run_json([os.path.join(bin_dir, "fsync-baseline"), raw_dir + str(n), str(n), str(secs), "10240"],
+                           secs + 60)
+            msg = run_json([bench, "--mode", "message", "-c", str(n), "-s", str(secs), "--rcpt", "bench%d@b.test" % n]
+                           + amtp + client, secs + 90)
+            fig("10 KB messages/s into Maildir, %d session%s" % (n, "s" if n > 1 else ""), "messages/s", msg["rate"],
+                "raw write+fsync+link, %d thread%s" % (n, "s" if n > 1 else ""), raw["rate"], 0.7)
+
+        # 4. Scale: memory per idle session, and time per message as sessions grow.
+        before = rss_kib(amtpd_pid)
+        holder = subprocess.Popen([bench, "--mode", "idle", "-c", str(idle), "-s", "600"] + amtp + client,
+                                  stdout=subprocess.PIPE, text=True)
+        procs.append(holder)
+        opened = json.loads(holder.stdout.readline())
+        time.sleep(1)
+        during = rss_kib(amtpd_pid)
+        holder.terminate()
+        holder.wait(timeout=60)
+        per_session = (during - before) / max(1, opened.get("open", 0))
+        fig("resident memory per idle AMTP session (%d open, %d refused)" % (opened.get("open", 0),
+                                                                             opened.get("errors", 0)),
+            "KiB", per_session, "goal: 64 KiB", 64.0, 1.0, higher_is_better=False)
+        curve = []
+        for n in (1, 2, 5, 10, 20, 50):
+            r = run_json([bench, "--mode", "message", "-c", str(n), "-s", str(max(1, secs // 2)),
+                          "--rcpt", "scale%d@b.test" % n] + amtp + client, secs + 90)
+            curve.append((n, r["p50_ms"], r["rate"]))
+        flat = curve[-1][1] / curve[0][1] if curve[0][1] else 0
+        fig("time per message at 50 parallel sessions (p50)", "ms", curve[-1][1], "at 1 session (p50)", curve[0][1],
+            50.0, higher_is_better=False)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)
+        world.stop()
+        world.cleanup()
+
+    result = {"machine": machine(), "quick": args.quick, "figures": figures,
+              "scaling": [{"sessions": n, "p50_ms": l, "messages_per_s": r} for n, l, r in curve]}
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    data = os.path.join(args.out, "scaling.dat")
+    with open(data, "w") as f:
+        for n, l, r in curve:
+            f.write("%d %f %f\n" % (n, l, r))
+    if shutil.which("gnuplot"):
+        png = os.path.join(args.out, "scaling.png")
+        subprocess.run(["gnuplot", "-e",
+                        "set terminal png size 800,500; set output '%s'; set logscale x; "
+                        "set xlabel 'parallel sessions'; set ylabel 'ms per message (p50)'; "
+                        "set y2label 'messages/s'; set y2tics; set ytics nomirror; "
+                        "plot '%s' using 1:2 with linespoints title 'ms per message', "
+                        "'' using 1:3 axes x1y2 with linespoints title 'messages/s'" % (png, data)], check=False)
+
+    print()
+    print("Machine: %s%s" % (result["machine"], "  (quick mode)" if args.quick else ""))
+    print("%-62s %12s   %-44s %12s %7s %6s" % ("figure", "value", "baseline (same run)", "value", "ratio", "goal"))
+    for f in figures:
+        goal = ("<= %g" if f["unit"] in ("KiB", "ms") else ">= %g") % f["goal_ratio"]
+        print("%-62s %12.1f   %-44s %12.1f %7.2f %6s %s" % (f["name"][:62], f["value"], f["baseline"][:44],
+                                                          f["baseline_value"], f["ratio"], goal,
+                                                          "" if f["met"] else "(short)"))
+    print("\nscaling (parallel sessions: p50 ms per message, messages/s): " +
+          ", ".join("%d: %.1f ms, %.0f/s" % c for c in curve) + "  flatness ratio %.1f" % flat)
+    print("results: %s" % os.path.join(args.out, "results.json"))
+
+
+if __name__ == "__main__":
+    main()
