@@ -47,13 +47,15 @@ def wait_for_port(host, port, proc, seconds=20.0):
 
 
 class World:
-    def __init__(self, frontend, build_dir, limits="", listen_extra="", delivery_extra="", extra_sources=0):
+    def __init__(self, frontend, build_dir, limits="", listen_extra="", delivery_extra="", extra_sources=0,
+                 bench_ptrs=0):
         self.frontend = frontend
         self.limits = limits              # extra lines for [limits]
         self.listen_extra = listen_extra  # extra lines for [listen]
         self.delivery_extra = delivery_extra  # extra lines for [delivery]
         # 127.0.0.30 ... : more addresses of mx.a.test (PTR mx.a.test), for load tests.
         self.extra_sources = ["127.0.0.%d" % (30 + i) for i in range(extra_sources)]
+        self.bench_ptrs = bench_ptrs  # PTRs of 127.1.0.1 ... for the resolver benchmark
         self.build_dir = os.path.abspath(build_dir)
         self.bin = os.path.join(self.build_dir, "bin")
         self.dir = tempfile.mkdtemp(prefix="amtp-world-", dir=os.path.join(self.build_dir, "test-work")
@@ -98,6 +100,7 @@ class World:
         ptrs = ["127.0.0.2 mx.a.test.", "127.0.0.3 mx.b.test.", "127.0.0.4 other.a.test.",
                 "127.0.0.9 mx.c.test.", "127.0.0.7 mx.d.test."]
         ptrs += ["%s mx.a.test." % a for a in self.extra_sources]
+        ptrs += ["127.1.%d.%d h%d.bench.test." % (i // 250, 1 + i % 250, i) for i in range(self.bench_ptrs)]
         zone = os.path.join(self.dir, "servfail.zone")
         with open(zone, "w") as f:
             f.write("$ORIGIN 6.0.0.127.in-addr.arpa.\n"
@@ -108,7 +111,8 @@ class World:
                 '  directory: "%s"' % self.dir, "  use-syslog: no", '  logfile: ""', "  num-threads: 1",
                 "  do-ip6: no", "  outgoing-interface: 127.0.0.1", "  access-control: 127.0.0.0/8 allow",
                 "  do-not-query-localhost: no", '  local-zone: "." refuse',
-                '  local-zone: "test." static', '  local-zone: "127.in-addr.arpa." static']
+                '  local-zone: "test." static', '  local-zone: "127.in-addr.arpa." static',
+                "  msg-cache-size: 32m", "  rrset-cache-size: 64m"]
         conf += ['  local-data: "%s"' % r for r in records]
         conf += ['  local-data-ptr: "%s"' % r for r in ptrs]
         # SERVFAIL on demand: an unsigned zone under a made-up trust anchor.
