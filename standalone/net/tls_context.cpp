@@ -116,6 +116,9 @@ SslCtxPtr make_server_context(const Settings& s, ListenerKind listener)
     SSL_CTX_set_session_id_context(ctx.get(), context_id, sizeof context_id - 1);
     SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
     SSL_CTX_set_session_ticket_cb(ctx.get(), make_ticket, use_ticket, nullptr);
+    // One ticket per handshake (OpenSSL sends two by default): an MTA resumes one
+    // session at a time per peer.
+    SSL_CTX_set_num_tickets(ctx.get(), 1);
     return ctx;
 }
 
