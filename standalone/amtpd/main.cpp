@@ -11,6 +11,7 @@
 #include <boost/program_options.hpp>
 
 #include <grp.h>
+#include <sys/stat.h>
 #include <pwd.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -36,6 +37,18 @@ void log_to_stderr(const std::string& line)
     std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
     std::fprintf(stderr, "%s amtpd %s\n", stamp, line.c_str());
     std::fflush(stderr);
+}
+
+// A private key others can read is a key others may have copied: say so loudly.
+void check_key_permissions(const Settings& s)
+{
+    struct stat st {};
+    if (!s.tls.key.empty() && ::stat(s.tls.key.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        log_to_stderr(LogLine("warning").kv("key", s.tls.key).kv("mode", mode)
+                          .kv("detail", "the private key is readable by group or others; chmod 600 it").str());
+    }
 }
 
 void drop_privileges(const Settings& s)
@@ -149,12 +162,14 @@ int main(int argc, char** argv)
         return EX_CONFIG;
     }
     if (vm.count("check-config")) {
+        check_key_permissions(runtime->settings);
         std::cout << describe_settings(runtime->settings) << "configuration OK\n";
         return 0;
     }
     if (vm.count("queue"))
         return queue_command(runtime->settings, vm["queue"].as<std::vector<std::string>>());
     try {
+        check_key_permissions(runtime->settings);
         boost::asio::io_context io;
         amtpd::Server server(io, runtime, log_to_stderr);
         server.listen();

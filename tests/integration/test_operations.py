@@ -120,6 +120,23 @@ class Operations(unittest.TestCase):
         self.assertTrue(elsewhere.sock.session_reused)
         self.assertTrue(elsewhere.cmd("EHLO mx.a.test").startswith("504 5.7.1 Authentication failed: certificate invalid"))
 
+    def test_a_private_key_readable_by_others_is_warned_about(self):
+        import shutil
+        import subprocess
+        for mode, warned in ((0o644, True), (0o600, False)):
+            key = os.path.join(WORLD.dir, "key-%o.pem" % mode)
+            shutil.copy(WORLD.p("server-b.key"), key)
+            os.chmod(key, mode)
+            with open(WORLD.config) as f:
+                text = f.read().replace(WORLD.p("server-b.key"), key)
+            config = os.path.join(WORLD.dir, "key-%o.ini" % mode)
+            with open(config, "w") as f:
+                f.write(text)
+            r = subprocess.run([os.path.join(WORLD.bin, "amtpd"), "-c", config, "--check-config"],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual("event=warning key=" in r.stderr, warned, r.stderr)
+
     def test_zz_sigterm_stops_the_server_after_the_open_transaction(self):
         s = WORLD.session()
         s.cmd("EHLO mx.a.test")
