@@ -137,6 +137,32 @@ class Operations(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual("event=warning key=" in r.stderr, warned, r.stderr)
 
+    def test_tls_1_0_and_1_1_offers_are_refused_with_a_protocol_version_alert(self):
+        import subprocess
+        for flag in ("-tls1", "-tls1_1"):
+            r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.3:%d" % WORLD.public_port, flag,
+                                "-cipher", "DEFAULT:@SECLEVEL=0", "-bind", "127.0.0.2:0"],
+                               input=b"", capture_output=True, timeout=30)
+            out = (r.stdout + r.stderr).decode("utf-8", "replace")
+            self.assertIn("alert protocol version", out, flag)
+            self.assertNotIn("220 mx.b.test", out)
+
+    def test_random_bytes_on_the_implicit_tls_port_get_no_smtp_reply(self):
+        with socket.create_connection(("127.0.0.3", WORLD.public_port), timeout=10,
+                                      source_address=("127.0.0.2", 0)) as raw:
+            raw.sendall(os.urandom(4096))
+            data = b""
+            try:
+                while True:
+                    chunk = raw.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (ConnectionResetError, socket.timeout):
+                pass
+        self.assertNotIn(b"220", data)
+        self.assertIsNone(WORLD.frontend_proc.poll())
+
     def test_zz_sigterm_stops_the_server_after_the_open_transaction(self):
         s = WORLD.session()
         s.cmd("EHLO mx.a.test")
