@@ -163,6 +163,53 @@ class Operations(unittest.TestCase):
         self.assertNotIn(b"220", data)
         self.assertIsNone(WORLD.frontend_proc.poll())
 
+    def test_amtpd_drops_root_after_binding_and_still_delivers(self):
+        import pwd
+        import re
+        import subprocess
+        from amtp_world import free_port, wait_for_port
+        if os.geteuid() != 0:
+            self.fail("dropping privileges can only be tested as root (CI runs as root)")
+        nobody = pwd.getpwnam("nobody")
+        port, private = free_port(), free_port()
+        maildir = os.path.join(WORLD.dir, "mail-nobody")
+        os.makedirs(maildir)
+        os.chmod(maildir, 0o777)
+        os.chmod(WORLD.dir, 0o755)  # the unprivileged daemon must reach its Maildir root
+        with open(WORLD.config) as f:
+            text = f.read()
+        text = re.sub(r"public = 127.0.0.3:\d+", "public = 127.0.0.3:%d" % port, text)
+        text = re.sub(r"private = 127.0.0.3:\d+", "private = 127.0.0.3:%d" % private, text)
+        text = re.sub(r"maildir-root = .*", "maildir-root = " + maildir, text)
+        text = re.sub(r"directory = .*queue-b", "directory = " + os.path.join(WORLD.dir, "queue-nobody"), text)
+        text = text.replace("hostname = mx.b.test", "hostname = mx.b.test\nuser = nobody")
+        text = re.sub(r"private = \[::1\]:\d+\n", "", text)
+        config = os.path.join(WORLD.dir, "nobody.ini")
+        with open(config, "w") as f:
+            f.write(text)
+        proc = subprocess.Popen([os.path.join(WORLD.bin, "amtpd"), "-c", config], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port("127.0.0.3", port, proc)
+            with open("/proc/%d/status" % proc.pid) as f:
+                uid_line = [line for line in f if line.startswith("Uid:")][0]
+            self.assertEqual(set(uid_line.split()[1:]), {str(nobody.pw_uid)})
+            s = WORLD.session(port=port)
+            s.cmd("EHLO mx.a.test")
+            s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual")
+            s.cmd("RCPT TO:<dropped@b.test>")
+            s.cmd("DATA")
+            reply = s.cmd("Subject: x\r\n\r\ny\r\n.")
+            self.assertTrue(reply.startswith("250"), reply)
+            s.close()
+            box = os.path.join(maildir, "b.test", "dropped", "new")
+            files = os.listdir(box)
+            self.assertEqual(len(files), 1)
+            self.assertEqual(os.stat(os.path.join(box, files[0])).st_uid, nobody.pw_uid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
     def test_zz_sigterm_stops_the_server_after_the_open_transaction(self):
         s = WORLD.session()
         s.cmd("EHLO mx.a.test")
