@@ -121,6 +121,42 @@ class Relay(unittest.TestCase):
         time.sleep(0.5)
         self.assertEqual(len(WORLD.delivered("retry", "a.test", WORLD.maildir_a)), 1)  # exactly once
 
+    def amtpd_queue(self, *args):
+        return subprocess.run([os.path.join(WORLD.bin, "amtpd"), "-c", os.path.join(WORLD.dir, "b.ini"), "--queue"]
+                              + list(args), capture_output=True, text=True)
+
+    def test_queue_remove_deletes_a_deferred_entry(self):
+        self.submit("cust6@b.test", "gone@d.test", "per/individual")
+        self.assertTrue(wait_for(lambda: "pending <gone@d.test> 421" in self.queue_listing()))
+        entry = [line.split()[0] for line in self.queue_listing().splitlines() if "from=<cust6@b.test>" in line][0]
+        r = self.amtpd_queue("remove", entry)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(entry, self.queue_listing())
+        self.assertEqual(self.amtpd_queue("remove", "NOSUCHID").returncode, 0)  # removing nothing is not an error
+        self.assertNotEqual(self.amtpd_queue("remove", "../etc").returncode, 0)
+
+    def test_a_message_past_queue_max_age_bounces(self):
+        self.submit("cust7@b.test", "late@d.test", "per/individual")
+        self.assertTrue(wait_for(lambda: "pending <late@d.test> 421" in self.queue_listing()))
+        config = os.path.join(WORLD.dir, "b.ini")
+        with open(config) as f:
+            original = f.read()
+        try:
+            with open(config, "w") as f:
+                f.write(original.replace("retry-schedule = 1h\n", "retry-schedule = 1h\nmax-age = 1s\n"))
+            time.sleep(1.5)
+            os.kill(WORLD.frontend_proc.pid, signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: WORLD.frontend_log().count("event=reload result=pass") >= 1))
+            self.assertEqual(self.amtpd_queue("flush").returncode, 0)
+            bounces = wait_for(lambda: WORLD.delivered("cust7"))
+        finally:
+            with open(config, "w") as f:
+                f.write(original)
+            os.kill(WORLD.frontend_proc.pid, signal.SIGHUP)
+        self.assertEqual(len(bounces), 1, WORLD.frontend_log())
+        self.assertIn("<late@d.test>: 421 4.4.7 Delivery time expired", bounces[0])
+        self.assertIn("Status: 5.4.7", bounces[0])
+
 
 if __name__ == "__main__":
     main()
