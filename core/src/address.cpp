@@ -17,7 +17,9 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text)
 {
     if (text.size() >= 2 && text.front() == '[' && text.back() == ']')
         text = text.substr(1, text.size() - 2);
-    if (text.empty() || text.size() > INET6_ADDRSTRLEN)
+    // inet_pton reads a C string: an embedded NUL would end the text early and let
+    // whatever follows it through unread.
+    if (text.empty() || text.size() > INET6_ADDRSTRLEN || text.find('\0') != std::string_view::npos)
         return std::nullopt;
     const std::string s(text);
     IpAddress a;

@@ -65,14 +65,6 @@ void Server::listen()
     runner_.rescan(); // mail queued before a restart goes on
 }
 
-std::vector<tcp::endpoint> Server::local_endpoints() const
-{
-    std::vector<tcp::endpoint> out;
-    for (const auto& l : listeners_)
-        out.push_back(l->acceptor.local_endpoint());
-    return out;
-}
-
 std::string Server::next_session_id()
 {
     return session_prefix_ + std::to_string(++session_counter_);

@@ -48,7 +48,6 @@ public:
     void closed(Connection* connection, const IpAddress& peer);
     const LogSink& log() const { return log_; }
     boost::asio::io_context& io() { return io_; }
-    std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
 
 private:
     struct Listener {
