@@ -39,6 +39,7 @@ ServerConfig make_server_config(const Settings& settings, std::shared_ptr<const 
     c.hostname = settings.hostname;
     c.listener = listener;
     c.starttls = settings.listen.starttls;
+    c.accept_header_carrier = settings.listen.header_carrier;
     c.local_domains = settings.delivery.local_domains;
     c.limits = settings.limits;
     c.policy = std::move(policy);

@@ -647,6 +647,11 @@ const std::vector<Option>& options()
                "Start listeners in plain text and require STARTTLS; before it only EHLO, STARTTLS, NOOP, RSET and "
                "QUIT are accepted (profile B1). false: TLS from the first byte.",
                [](auto& s) -> auto& { return s.listen.starttls; }),
+        option("listen.header-carrier", boolean(), Occurs::optional, "true", "false",
+               "Accept MAIL without MPC= and take the value from an AMTP-MPC header field instead, judged at the "
+               "end of DATA (profile B5), so that MTAs that cannot send the parameter (Exim) can deliver. false: "
+               "MAIL without MPC= is refused at once with 555 5.5.4.",
+               [](auto& s) -> auto& { return s.listen.header_carrier; }),
 
         option("tls.certificate", path(true), Occurs::optional, "", "chain.pem",
                "PEM file with this host's certificate followed by its intermediate CAs; needs tls.key.",

@@ -275,6 +275,17 @@ directory = %s
         return WireSession(self, cert, source, port or (self.private_port if private else self.public_port), host,
                            tls_session)
 
+    def wait_delivered(self, mailbox, count, seconds=15.0, domain="b.test", root=None):
+        """delivered(), once `count` messages are there (or the time is up): front-ends
+        such as Exim acknowledge once the message is safe in their spool and write the
+        Maildir a moment later."""
+        deadline = time.time() + seconds
+        while True:
+            found = self.delivered(mailbox, domain, root)
+            if len(found) >= count or time.time() > deadline:
+                return found
+            time.sleep(0.05)
+
     def delivered(self, mailbox, domain="b.test", root=None):
         """Messages in <maildir>/<domain>/<mailbox>/new, oldest first."""
         d = os.path.join(root or self.maildir, domain, mailbox, "new")

@@ -118,6 +118,7 @@ public = 127.0.0.3:2626
 public = [::1]:2626
 private = 127.0.0.3:2687
 starttls = yes
+header-carrier = off
 
 [tls]
 certificate = chain.pem
@@ -182,6 +183,7 @@ TEST_CASE("A complete settings file sets every option", "[settings]")
     REQUIRE(s.listen.private_endpoints.size() == 1);
     CHECK(s.listen.private_endpoints[0].port == 2687);
     CHECK(s.listen.starttls);
+    CHECK_FALSE(s.listen.header_carrier);
 
     CHECK(s.tls.certificate == in_dir("chain.pem"));
     CHECK(s.tls.key == "/etc/amtp/key.pem");
@@ -228,6 +230,7 @@ TEST_CASE("Absent options take the table's defaults, and settings.hpp agrees wit
     CHECK(s.listen.public_endpoints.empty()); // a listener is not required (amtp-send)
     CHECK(s.listen.private_endpoints.empty());
     CHECK_FALSE(s.listen.starttls);
+    CHECK(s.listen.header_carrier);
     CHECK(s.tls.certificate.empty());
     CHECK(s.tls.trusted_ca.empty());
     CHECK_FALSE(s.tls.require_client_eku);
@@ -284,7 +287,7 @@ TEST_CASE("The option table names each option once, with a type and help; requir
     }
     // Names other front-ends and outside tests depend on.
     for (const char* fixed :
-         {"hostname", "user", "listen.public", "listen.private", "listen.starttls", "tls.certificate", "tls.key",
+         {"hostname", "user", "listen.public", "listen.private", "listen.starttls", "listen.header-carrier", "tls.certificate", "tls.key",
           "tls.trusted-ca", "tls.private-ca", "tls.crl", "tls.require-client-eku", "tls.min-version", "dns.resolver",
           "dns.forward-confirm", "dns.timeout", "dns.trust-anchor", "dns.nodefault-zone", "delivery.local-domain",
           "delivery.maildir-root", "delivery.lmtp", "policy.file", "client.source", "client.port", "queue.directory",
@@ -292,7 +295,7 @@ TEST_CASE("The option table names each option once, with a type and help; requir
           "limits.command-timeout", "limits.data-timeout", "limits.max-errors", "limits.max-connections",
           "limits.max-connections-per-ip"})
         CHECK(names.count(fixed) == 1);
-    CHECK(names.size() == 33);
+    CHECK(names.size() == 34);
 }
 
 TEST_CASE("Sizes are numbers of bytes with binary K, M or G suffixes", "[settings]")

@@ -32,6 +32,7 @@ struct Settings {
         std::vector<Endpoint> public_endpoints;   // listen.public
         std::vector<Endpoint> private_endpoints;  // listen.private
         bool starttls = false;                    // listen.starttls (profile B1)
+        bool header_carrier = true;               // listen.header-carrier (profile B5)
     } listen;
 
     struct Tls {
