@@ -1,0 +1,155 @@
+// The Exim adapter's model of one Exim process: the site configuration (loaded once,
+// in the daemon, and inherited by every forked reception process) and the state of
+// the one SMTP connection such a process serves. Nothing here includes Exim's
+// headers: dlfunc.cpp translates Exim's hooks into these calls, so the decisions can
+// be exercised without Exim. Every decision is the core's (reply_for, TrustStore,
+// check_ptr, parse_mpc, Policy, HeaderScanner, trace_headers).
+#pragma once
+
+#include "amtp/address.hpp"
+#include "amtp/mpc.hpp"
+#include "amtp/policy.hpp"
+#include "amtp/reply.hpp"
+#include "amtp/resolver.hpp"
+#include "amtp/reverse_dns.hpp"
+#include "amtp/settings.hpp"
+#include "amtp/tls_identity.hpp"
+
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace amtp::exim {
+
+// The shared INI file, its policy and the trust store: immutable after load.
+struct SiteConfig {
+    std::string path;
+    Settings settings;
+    std::shared_ptr<const Policy> policy;      // null: no policy.file (ALLOW */*)
+    std::shared_ptr<const TrustStore> trust;
+
+    // Throws ConfigError (settings, policy or CA files unusable).
+    static std::shared_ptr<const SiteConfig> load(const std::string& path);
+
+    // Which rules the listener at local address:port applies: private for a
+    // listen.private endpoint, public otherwise (the safe default).
+    ListenerKind listener(const IpAddress& local, unsigned port) const;
+    bool is_local_domain(std::string_view domain) const;
+};
+
+// What the module knows about the connection its process serves.
+struct Connection {
+    pid_t pid = 0;                             // the process it belongs to (reset after fork)
+    std::string id;                            // session id for log lines and trace fields
+    std::vector<std::string> chain;            // DER certificates from tls:cert events, leaf first
+    std::optional<Identity> identity;
+    ListenerKind listener = ListenerKind::public_network;
+    IpAddress peer;
+    bool authenticated = false;
+    std::string ehlo_name;
+    std::string ptr_name;                      // empty on private listeners (PTR skipped)
+    std::optional<ReverseDnsResult> reverse;   // kept for the session, except a temporary failure
+    // The message being judged at DATA.
+    std::optional<MpcValue> mpc;
+    // The fields to prepend on acceptance, each one header field with LF line ends.
+    std::string received;
+    std::string authentication_results;
+    std::string mpc_field;
+};
+
+// A decision as the ACL consumes it: the reply (code decides accept/defer/deny) and
+// the log line that explains it.
+struct Decision {
+    Reply reply;
+    std::string log;                           // one key=value line
+};
+
+// Reply in the form an Exim ACL `message =` takes: "504 5.7.1 text" (single line).
+std::string acl_text(const Reply& reply);
+
+// tls:cert event: the certificate at `depth` (0 = leaf) of the chain being verified.
+void record_certificate(Connection& c, unsigned depth, std::string der);
+
+struct EhloInput {
+    std::string command;                       // "EHLO mx.a.test" / "HELO ..."
+    IpAddress peer;
+    IpAddress local;
+    unsigned local_port = 0;
+    bool tls_active = false;
+    std::string leaf_der;                      // Exim's $tls_in_peercert, DER; empty: none
+    std::time_t now = 0;
+};
+
+// HELO/EHLO: helo_refused, ehlo_syntax, certificate refusals, ehlo_not_in_cert, then
+// (public listeners) the PTR through `lookup` (called at most once per session unless
+// the last answer was temporary). STARTTLS mode's plaintext EHLO passes unchecked.
+using PtrLookup = std::function<ReverseDnsResult(const IpAddress&)>;
+Decision decide_ehlo(const SiteConfig& site, Connection& c, const EhloInput& in, const PtrLookup& lookup);
+
+// MAIL: TLS first (tls_required), then a successful EHLO (ehlo_first).
+Decision decide_mail(const SiteConfig& site, Connection& c, bool tls_active, std::string_view sender);
+
+// RCPT: syntax (bad_recipient) and, on a public listener, local domains only (relay_denied).
+Decision decide_rcpt(const SiteConfig& site, Connection& c, std::string_view recipient);
+
+struct DataInput {
+    std::string headers;                       // $message_headers_raw: LF-separated lines
+    std::vector<std::string> recipients;
+    std::string sender;
+    std::string tls_version;                   // "TLSv1.3"
+    std::string tls_cipher;
+    std::time_t now = 0;
+};
+
+// End of DATA, profile B5: a pre-existing MPC field, then the AMTP-MPC carrier (one,
+// well-formed, defined), then the declarations and every recipient's rules. On
+// acceptance c.received, c.authentication_results and c.mpc_field hold the fields to
+// prepend and c.mpc the value.
+Decision decide_data(const SiteConfig& site, Connection& c, const DataInput& in);
+
+// --- Exim as an AMTP client (router + smtp transport) -------------------------------
+
+// Where a domain's AMTP servers are, for a manualroute router: SRV _amtp._tcp (no MX
+// or A fallback, draft s4.3), each target's addresses through the core's resolver.
+struct Route {
+    DnsStatus status = DnsStatus::temporary;   // negative: srv_missing (permanent)
+    std::string hosts;                         // Exim host list "ip::port:ip::port" (IPv4)
+    std::string error;
+    struct Hop {
+        IpAddress address;
+        std::uint16_t port = 0;
+        std::string target;                    // the SRV target the certificate must name
+    };
+    std::vector<Hop> hops;
+};
+using SrvLookup = std::function<SrvResult(const std::string& domain)>;
+using AddressLookup = std::function<DnsResult(const std::string& name)>;
+Route route_domain(std::string_view domain, const SrvLookup& srv, const AddressLookup& addresses);
+
+// The SRV target a hop (address, port) was routed to; empty when unknown.
+std::string hop_target(const std::vector<Route::Hop>& hops, const IpAddress& address, unsigned port);
+
+// The server certificate chain (DER, leaf first) checked against the SRV target:
+// Reason::none, server_name_mismatch or server_cert_invalid (the core's verify_server).
+IdentityResult check_server(const SiteConfig& site, const std::vector<std::string>& der_chain,
+                            std::string_view target, std::time_t now);
+
+// The MPC an outgoing message carries (profile B5 carrier, draft s6): the MPC field
+// written when it was received here, else the value bound to the sender in the
+// policy, else net/autoresponse for a bounce (null sender); empty when none.
+std::string outgoing_mpc(const SiteConfig& site, std::string_view mpc_header, std::string_view sender);
+
+// "a@b, c@d" ($recipients) as a list.
+std::vector<std::string> split_recipients(std::string_view list);
+
+// A local part that is safe as one directory name of a Maildir path (the same rule as
+// the core's store_in_maildir); nullopt otherwise.
+std::optional<std::string> safe_local_part(std::string_view local_part);
+
+} // namespace amtp::exim
