@@ -179,8 +179,8 @@ class Generator(unittest.TestCase):
 
 class EximAsClient(unittest.TestCase):
     """Exim as the sending side: SRV route, implicit TLS with the site certificate, the
-    MPC by the header carrier. The receiving AMTP server is the world's Exim (amtpd
-    does not take the header carrier)."""
+    MPC by the header carrier. The receiving AMTP server is the world's Exim, or a.test's
+    own amtpd, which takes the header carrier too (listen.header-carrier)."""
 
     def exim_client(self, name, policy_xml):
         w = WORLD
@@ -218,6 +218,23 @@ class EximAsClient(unittest.TestCase):
         self.assertNotIn("AMTP-MPC", m)
         self.assertIn("amtp event=server-cert", log)
         self.assertIn("result=pass", log)
+
+    def test_exim_delivers_to_amtpd_by_the_header_carrier(self):
+        if not hasattr(WORLD, "maildir_a"):
+            WORLD.start_peer_a()
+        exim, conf, work = self.exim_client("a-exim3", '<amtp-policy><sender address="alice@a.test" '
+                                            'mpc="per/individual"/></amtp-policy>\n')
+        r = subprocess.run([exim, "-C", conf, "-odf", "-f", "alice@a.test", "ivy@a.test"],
+                           input=b"Subject: exim to amtpd\n\nHello Ivy.\n", capture_output=True, timeout=120)
+        log = read(os.path.join(work, "log", "mainlog"))
+        self.assertEqual(r.returncode, 0, r.stderr.decode() + log)
+        messages = WORLD.wait_delivered("ivy", 1, domain="a.test", root=WORLD.maildir_a)
+        self.assertEqual(len(messages), 1, log + WORLD.peer_log())
+        m = messages[0]
+        self.assertIn("with AMTP", m)
+        self.assertIn("\r\nMPC: per/individual\r\n", m)
+        self.assertNotIn("AMTP-MPC", m)
+        self.assertIn("Hello Ivy.", m)
 
     def test_a_domain_without_srv_record_bounces_without_fallback(self):
         exim, conf, work = self.exim_client("a-exim2", '<amtp-policy><sender address="alice@a.test" '
