@@ -144,7 +144,7 @@ class Relay(unittest.TestCase):
         try:
             with open(config, "w") as f:
                 f.write(original.replace("retry-schedule = 1h\n", "retry-schedule = 1h\nmax-age = 1s\n"))
-            time.sleep(1.5)
+            time.sleep(2.2)  # ages are whole seconds: more than 1 s old for certain
             os.kill(WORLD.frontend_proc.pid, signal.SIGHUP)
             self.assertTrue(wait_for(lambda: WORLD.frontend_log().count("event=reload result=pass") >= 1))
             self.assertEqual(self.amtpd_queue("flush").returncode, 0)
