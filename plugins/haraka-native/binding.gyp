@@ -1,0 +1,27 @@
+# The addon links the CMake-built core (static, -fPIC): build it first with
+#   cmake --build $AMTP_BUILD_DIR --target amtp_core
+# AMTP_BUILD_DIR defaults to <repo>/build. Build offline against the Debian headers:
+#   npx node-gyp rebuild --nodedir=/usr
+{
+  "variables": {
+    "amtp_root": "<!(cd ../.. && pwd)",
+    "amtp_build": "<!(node -p \"require('path').resolve(process.env.AMTP_BUILD_DIR || '../../build')\")"
+  },
+  "targets": [
+    {
+      "target_name": "amtp",
+      "sources": ["src/addon.cc"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<(amtp_root)/core/include"
+      ],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra"],
+      "libraries": [
+        "<(amtp_build)/lib/libamtp_core.a",
+        "-lunbound", "-lidn2", "-lpugixml", "-lboost_program_options", "-lssl", "-lcrypto"
+      ]
+    }
+  ]
+}

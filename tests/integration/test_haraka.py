@@ -1,0 +1,221 @@
+"""Over-the-wire rules that concern the Haraka front-end in particular (the shared ones
+are in test_wire.py).
+
+Run: python3 tests/integration/test_haraka.py --frontend haraka --build build
+Each test names the rule it proves.
+"""
+
+import os
+import signal
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import amtp_world  # noqa: E402
+from amtp_world import close_world, main, open_world  # noqa: E402
+
+WORLD = None
+
+
+def setUpModule():
+    global WORLD
+    if amtp_world.ARGS.frontend != "haraka":
+        raise unittest.SkipTest("Haraka-specific tests (use --frontend haraka)")
+    WORLD = open_world()
+
+
+def tearDownModule():
+    if WORLD:
+        close_world(WORLD)
+
+
+class Base(unittest.TestCase):
+    def authenticated(self, **kw):
+        s = WORLD.session(**kw)
+        self.addCleanup(s.close)
+        reply = s.cmd("EHLO " + kw.pop("ehlo", "mx.a.test"))
+        self.assertTrue(reply.startswith("250"), reply)
+        return s
+
+    def assertReply(self, reply, prefix):
+        self.assertTrue(reply.startswith(prefix), "expected %r, got %r" % (prefix, reply))
+
+
+class Listeners(Base):
+    def test_private_listener_has_implicit_tls_too(self):
+        # Haraka gives implicit TLS to one smtps_port; the plugin extends it to every
+        # AMTP listener. A plaintext client gets no greeting in clear.
+        with socket.create_connection(("127.0.0.3", WORLD.private_port), timeout=5,
+                                      source_address=("127.0.0.2", 0)) as raw:
+            raw.settimeout(2)
+            try:
+                data = raw.recv(100)
+            except socket.timeout:
+                data = b""
+            self.assertFalse(data.startswith(b"220"), data)
+
+    def test_mail_before_ehlo_is_refused(self):
+        s = WORLD.session()
+        self.addCleanup(s.close)
+        self.assertReply(s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual"), "503 ")
+
+    def test_refused_ehlo_leaves_the_session_unauthenticated(self):
+        s = WORLD.session(source="127.0.0.4")
+        self.addCleanup(s.close)
+        self.assertReply(s.cmd("EHLO mx.a.test"), "504 5.7.1 ")
+        self.assertReply(s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual"), "503 ")
+
+
+class Envelope(Base):
+    def test_unknown_mail_parameter_is_refused_with_555_5_5_4_as_amtpd(self):
+        s = self.authenticated()
+        self.assertReply(s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual XFOO=1"), "555 5.5.4 ")
+
+    def test_duplicate_mpc_parameter_is_refused_with_501_5_5_4(self):
+        s = self.authenticated()
+        self.assertReply(s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual MPC=com/optin"), "501 5.5.4 ")
+
+    def test_mpc_individual_passes_even_a_recipient_rule(self):
+        s = self.authenticated()
+        self.assertReply(s.cmd("MAIL FROM:<admin@a.test> MPC=mpc/individual"), "250 2.1.0")
+        self.assertReply(s.cmd("RCPT TO:<nocom@b.test>"), "250 2.1.5")
+
+
+class Data(Base):
+    def transaction(self, rcpts, data, mpc="per/individual"):
+        s = self.authenticated()
+        self.assertReply(s.cmd("MAIL FROM:<alice@a.test> MPC=%s" % mpc), "250 2.1.0")
+        for r in rcpts:
+            self.assertReply(s.cmd("RCPT TO:<%s>" % r), "250 2.1.5")
+        self.assertReply(s.cmd("DATA"), "354")
+        return s.cmd(data + "\r\n.")
+
+    def test_each_local_recipient_gets_its_own_durable_copy(self):
+        reply = self.transaction(["multi1@b.test", "multi2@b.test"], "Subject: two\r\n\r\nfor both\r\n")
+        self.assertReply(reply, "250 2.0.0")
+        for box in ("multi1", "multi2"):
+            m = WORLD.delivered(box)
+            self.assertEqual(len(m), 1, box)
+            self.assertIn("\r\nMPC: per/individual\r\nSubject: two\r\n\r\nfor both\r\n", m[0])
+            self.assertNotIn("for <", m[0].split("\r\nAuthentication-Results:")[0])
+
+    def test_matching_amtp_mpc_carrier_is_removed_before_delivery(self):
+        reply = self.transaction(["carrier@b.test"], "AMTP-MPC: per/individual\r\nSubject: c\r\n\r\nx\r\n")
+        self.assertReply(reply, "250 2.0.0")
+        m = WORLD.delivered("carrier")
+        self.assertEqual(len(m), 1)
+        self.assertNotIn("AMTP-MPC", m[0])
+        self.assertIn("MPC: per/individual\r\nSubject: c\r\n", m[0])
+
+    def test_carrier_disagreeing_with_the_parameter_is_refused_with_550_5_7_1(self):
+        reply = self.transaction(["conflict@b.test"], "AMTP-MPC: com/optin\r\nSubject: c\r\n\r\nx\r\n")
+        self.assertReply(reply, "550 5.7.1 ")
+        self.assertEqual(WORLD.delivered("conflict"), [])
+
+    def test_carrier_without_parameter_meets_the_recipient_rule_at_end_of_data(self):
+        s = self.authenticated()
+        self.assertReply(s.cmd("MAIL FROM:<shop@a.test>"), "250 2.1.0")
+        self.assertReply(s.cmd("RCPT TO:<nocom@b.test>"), "250 2.1.5")
+        self.assertReply(s.cmd("DATA"), "354")
+        self.assertReply(s.cmd("AMTP-MPC: com/optin\r\nSubject: c\r\n\r\nx\r\n."), "550 5.7.1 MPC policy violation")
+        self.assertEqual(WORLD.delivered("nocom"), [])
+
+    def test_no_mpc_at_all_is_refused_at_end_of_data_with_555_5_5_4(self):
+        s = self.authenticated()
+        self.assertReply(s.cmd("MAIL FROM:<alice@a.test>"), "250 2.1.0")
+        self.assertReply(s.cmd("RCPT TO:<nompc@b.test>"), "250 2.1.5")
+        self.assertReply(s.cmd("DATA"), "354")
+        self.assertReply(s.cmd("Subject: c\r\n\r\nx\r\n."), "555 5.5.4 ")
+        self.assertEqual(WORLD.delivered("nompc"), [])
+
+    def test_storage_failure_is_a_temporary_451_not_an_acceptance(self):
+        # The mailbox path is taken by a plain file: the core cannot create the Maildir.
+        os.makedirs(os.path.join(WORLD.maildir, "b.test"), exist_ok=True)
+        with open(os.path.join(WORLD.maildir, "b.test", "blocked"), "w") as f:
+            f.write("not a maildir")
+        reply = self.transaction(["blocked@b.test"], "Subject: b\r\n\r\nx\r\n")
+        self.assertReply(reply, "451 4.3.0 ")
+        self.assertIn("reason=storage_temporary", WORLD.frontend_log())
+
+
+class StartTls(unittest.TestCase):
+    """listen.starttls: Haraka's STARTTLS never verifies a client certificate (Haraka
+    issue 3451), so the plugin verifies the chain itself after the handshake."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.world = open_world(listen_extra="starttls = true\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        close_world(cls.world)
+
+    def starttls_session(self, cert):
+        import ssl
+        w = self.world
+        raw = socket.create_connection(("127.0.0.3", w.public_port), timeout=20, source_address=("127.0.0.2", 0))
+        self.addCleanup(raw.close)
+        f = raw.makefile("rb")
+
+        def reply():
+            lines = []
+            while True:
+                line = f.readline().decode().rstrip("\r\n")
+                lines.append(line)
+                if len(line) < 4 or line[3] != "-":
+                    return "\n".join(lines)
+
+        self.assertTrue(reply().startswith("220"))
+        raw.sendall(b"EHLO mx.a.test\r\n")
+        self.assertIn("STARTTLS", reply())
+        raw.sendall(b"STARTTLS\r\n")
+        self.assertTrue(reply().startswith("220"))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(w.p("public-root.pem"))
+        ctx.load_cert_chain(w.p(cert + ".chain.pem"), w.p(cert + ".key"))
+        tls = ctx.wrap_socket(raw, server_hostname="mx.b.test")
+        self.addCleanup(tls.close)
+        session = amtp_world.WireSession.__new__(amtp_world.WireSession)
+        session.sock, session.buf = tls, b""
+        return session
+
+    def test_mail_before_starttls_is_refused(self):
+        w = self.world
+        with socket.create_connection(("127.0.0.3", w.public_port), timeout=20,
+                                      source_address=("127.0.0.2", 0)) as raw:
+            f = raw.makefile("rb")
+            self.assertTrue(f.readline().startswith(b"220"))
+            raw.sendall(b"EHLO mx.a.test\r\n")
+            while not f.readline().startswith(b"250 "):
+                pass
+            raw.sendall(b"MAIL FROM:<alice@a.test> MPC=per/individual\r\n")
+            self.assertTrue(f.readline().startswith(b"530 5.7.0 "))
+
+    def test_verified_certificate_after_starttls_is_accepted(self):
+        s = self.starttls_session("client")
+        reply = s.cmd("EHLO mx.a.test")
+        self.assertTrue(reply.startswith("250-mx.b.test"), reply)
+        self.assertIn("MPC DENY=*/optout", reply)
+
+    def test_foreign_ca_certificate_after_starttls_is_refused_by_the_plugin(self):
+        s = self.starttls_session("other-ca")
+        self.assertEqual(s.cmd("EHLO mx.a.test"),
+                         "504 5.7.1 Authentication failed: certificate not issued by a trusted CA")
+
+
+class ZStop(Base):
+    """Runs last: stops the server."""
+
+    def test_sigterm_stops_haraka(self):
+        started = time.time()
+        WORLD.kill_frontend(signal.SIGTERM)
+        self.assertLess(time.time() - started, 30)
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.3", WORLD.public_port), timeout=2)
+
+
+if __name__ == "__main__":
+    main()
