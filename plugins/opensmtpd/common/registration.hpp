@@ -1,0 +1,68 @@
+// What the gate tells the filter about one relayed session: the client's real address
+// and port (the key smtpd reports in link-connect, taken from our PROXY header), the
+// listener kind, and the TLS result the core's TrustStore decided. One line per
+// record, tab-separated, every field escaped, so neither side can be confused by a
+// certificate subject holding a tab or a newline.
+#pragma once
+
+#include "amtp/address.hpp"
+#include "amtp/server_session.hpp"
+#include "amtp/tls_identity.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace amtp::opensmtpd {
+
+struct SessionKey {
+    IpAddress address;
+    std::uint16_t port = 0;
+    friend bool operator<(const SessionKey& a, const SessionKey& b)
+    {
+        return a.address != b.address ? a.address < b.address : a.port < b.port;
+    }
+    friend bool operator==(const SessionKey& a, const SessionKey& b)
+    {
+        return a.address == b.address && a.port == b.port;
+    }
+    std::string str() const;
+    // smtpd's form in link-connect: "127.0.0.2:40000", "[::1]:40000" or "::1:40000".
+    static std::optional<SessionKey> parse(std::string_view text);
+};
+
+struct Registration {
+    SessionKey key;
+    ListenerKind listener = ListenerKind::public_network;
+    TlsInfo tls;
+};
+
+// "R\t..." for a registration, "U\t..." when the gate's session is over.
+std::string encode_registration(const Registration& r);
+std::string encode_unregistration(const SessionKey& key);
+
+struct GateMessage {
+    bool registration = false;   // false: unregistration (only `key` is set)
+    Registration record;
+};
+// nullopt for anything malformed: the filter ignores the line (and logs it).
+std::optional<GateMessage> decode_gate_line(std::string_view line);
+
+// The configuration the filter runs with, sent first on every channel connection: the
+// gate (root) reads the INI and policy files, the filter (smtpd's unprivileged filter
+// user) needs no access to them. Paths are kept so relative names resolve as the
+// files' own directory says.
+struct SharedConfig {
+    std::string ini_path;
+    std::string ini_text;
+    std::string policy_path;     // empty: no policy file
+    std::string policy_text;
+};
+std::string encode_config(const SharedConfig& c);
+std::optional<SharedConfig> decode_config_line(std::string_view line);
+
+// Reason by its stable name ("ptr_mismatch"); nullopt for an unknown name.
+std::optional<Reason> reason_from_name(std::string_view name);
+
+} // namespace amtp::opensmtpd

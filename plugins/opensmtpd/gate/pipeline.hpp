@@ -1,0 +1,68 @@
+// The SMTP-aware part of the gate's relay, sans-I/O. smtpd refuses pipelined commands
+// ("500 5.5.1 Invalid command: Pipelining not supported") and does not advertise
+// PIPELINING, while AMTP clients (RFC 2920) may pipeline. So the gate holds the
+// client's commands and hands smtpd one at a time, each after the previous reply is
+// complete, and adds PIPELINING to the EHLO reply it relays: the client may pipeline,
+// smtpd never sees it. (It also gives smtpd's positive MAIL reply RFC 3463's
+// address status 2.1.0, as amtpd does.) DATA content passes through line by line until the end mark,
+// decided exactly as smtpd decides it (a line "." ending in LF, CR optional), so gate
+// and smtpd never disagree on where a message ends.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace amtp::opensmtpd {
+
+class Pipeline {
+public:
+    static constexpr std::size_t max_command_line = 4096;  // RFC 5321 asks for 512; be lenient
+    static constexpr std::size_t data_chunk = 16384;        // a longer partial data line is passed on
+
+    void from_client(std::string_view bytes);
+    void from_server(std::string_view bytes);
+    std::string take_for_server() { return std::exchange(to_server_, std::string{}); }
+    std::string take_for_client() { return std::exchange(to_client_, std::string{}); }
+    // A command line longer than max_command_line arrived: the gate answers it itself
+    // and closes (smtpd would only ever see a truncated command).
+    bool command_overflow() const { return overflow_; }
+    bool in_data() const { return mode_ == Mode::data; }
+
+    // Acknowledge after delivery (as amtpd does): with hold_acks on, smtpd's positive
+    // reply to the end of DATA is held (and so is every later command) until
+    // release_ack(). held_ack() names the message: smtpd's message id (the second
+    // word of "250 2.0.0 4fbc9b38 Message accepted for delivery") and the number of
+    // recipients smtpd accepted for it.
+    void hold_acks(bool on) { hold_acks_ = on; }
+    struct HeldAck {
+        std::string message_id;
+        unsigned recipients = 0;
+    };
+    const std::optional<HeldAck>& held_ack() const { return held_; }
+    void release_ack();
+
+private:
+    enum class Mode { command, data };
+    void pump();
+    void server_line(std::string line);
+
+    std::string client_in_;
+    std::string server_in_;
+    std::string to_server_;
+    std::string to_client_;
+    Mode mode_ = Mode::command;
+    bool awaiting_reply_ = true;   // smtpd's greeting comes first
+    bool first_reply_line_ = true;
+    bool data_line_start_ = true;
+    bool overflow_ = false;
+    std::string verb_;             // the command whose reply is awaited
+    bool hold_acks_ = false;
+    unsigned accepted_recipients_ = 0;
+    std::optional<HeldAck> held_;
+    std::string held_line_;
+};
+
+} // namespace amtp::opensmtpd
