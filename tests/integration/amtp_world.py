@@ -69,6 +69,7 @@ class World:
         self.private_port = free_port()
         self.closed_port = free_port()  # nothing listens there: connection refused
         self.peer_port = free_port()    # a.test's own amtpd, when a test starts it
+        self.peer_private_port = free_port()  # and its private listener (submission)
         self.maildir = os.path.join(self.dir, "mail")
         os.makedirs(self.maildir)
 
@@ -209,27 +210,33 @@ source = %s
         self.procs.remove(proc)
 
     def start_peer_a(self):
-        """a.test's own amtpd on 127.0.0.2: the far end of relay tests. It declares
-        DENY com/optin so that a relayed message can meet an MPC DENY."""
+        """a.test's own amtpd on 127.0.0.2: the far end of relay tests, and the start of
+        interop tests (its private listener takes submissions it relays from 127.0.0.2).
+        It declares DENY com/optin so that a relayed message can meet an MPC DENY."""
         self.maildir_a = os.path.join(self.dir, "mail-a")
         os.makedirs(self.maildir_a, exist_ok=True)
         policy = self.write("policy-a.xml", '<amtp-policy><advertise><deny mpc="com/optin"/></advertise></amtp-policy>\n')
         config = self.write("a-server.ini", """hostname = mx.a.test
 [listen]
 public = 127.0.0.2:%d
+private = 127.0.0.2:%d
 [tls]
 certificate = %s
 key = %s
 trusted-ca = %s
+private-ca = %s
 %s[delivery]
 local-domain = a.test
 maildir-root = %s
 [policy]
 file = %s
+[client]
+source = 127.0.0.2
 [queue]
 directory = %s
-""" % (self.peer_port, self.p("client.chain.pem"), self.p("client.key"), self.p("public-root.pem"),
-       self.dns_section(), self.maildir_a, policy, os.path.join(self.dir, "queue-a")))
+""" % (self.peer_port, self.peer_private_port, self.p("client.chain.pem"), self.p("client.key"),
+       self.p("public-root.pem"), self.p("private-root.pem"), self.dns_section(), self.maildir_a, policy,
+       os.path.join(self.dir, "queue-a")))
         log = open(os.path.join(self.dir, "peer-a.log"), "w")
         self.logs.append(log)
         proc = subprocess.Popen([os.path.join(self.bin, "amtpd"), "-c", config], stdout=log,
