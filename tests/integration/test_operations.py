@@ -28,6 +28,24 @@ def tearDownModule():
     close_world(WORLD)
 
 
+def send_raw_and_read(payload):
+    """Bytes straight onto the implicit-TLS port, no TLS; everything the server sends
+    back until it closes."""
+    with socket.create_connection(("127.0.0.3", WORLD.public_port), timeout=10,
+                                  source_address=("127.0.0.2", 0)) as raw:
+        raw.sendall(payload)
+        data = b""
+        try:
+            while True:
+                chunk = raw.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+    return data
+
+
 def restore(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -90,18 +108,7 @@ class Operations(unittest.TestCase):
         self.assertTrue(s.cmd("EHLO host1.customers.isp.test").startswith("250-"))
 
     def test_plaintext_smtp_on_the_implicit_tls_port_gets_no_smtp_reply(self):
-        with socket.create_connection(("127.0.0.3", WORLD.public_port), timeout=10,
-                                      source_address=("127.0.0.2", 0)) as raw:
-            raw.sendall(b"EHLO mx.a.test\r\nMAIL FROM:<a@a.test> MPC=per/individual\r\n")
-            data = b""
-            try:
-                while True:
-                    chunk = raw.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-            except (ConnectionResetError, socket.timeout):
-                pass
+        data = send_raw_and_read(b"EHLO mx.a.test\r\nMAIL FROM:<a@a.test> MPC=per/individual\r\n")
         self.assertNotIn(b"220", data)
         self.assertNotIn(b"250", data)
 
@@ -148,18 +155,7 @@ class Operations(unittest.TestCase):
             self.assertNotIn("220 mx.b.test", out)
 
     def test_random_bytes_on_the_implicit_tls_port_get_no_smtp_reply(self):
-        with socket.create_connection(("127.0.0.3", WORLD.public_port), timeout=10,
-                                      source_address=("127.0.0.2", 0)) as raw:
-            raw.sendall(os.urandom(4096))
-            data = b""
-            try:
-                while True:
-                    chunk = raw.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-            except (ConnectionResetError, socket.timeout):
-                pass
+        data = send_raw_and_read(os.urandom(4096))
         self.assertNotIn(b"220", data)
         self.assertIsNone(WORLD.frontend_proc.poll())
 
