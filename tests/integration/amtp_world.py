@@ -206,7 +206,7 @@ source = %s
         """Kills the front-end (tools/amtp-serve execs it, so its pid is the server's)."""
         proc = self.frontend_proc
         os.killpg(proc.pid, sig)
-        proc.wait(timeout=30)
+        self.frontend_exit_status = proc.wait(timeout=30)
         self.procs.remove(proc)
 
     def start_peer_a(self):

@@ -19,6 +19,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import amtp_world  # noqa: E402
 from amtp_world import close_world, main, open_world  # noqa: E402
+from exim_client import EximClient  # noqa: E402
 
 WORLD = None
 EX_OK, EX_CONFIG = 0, 78
@@ -183,25 +184,8 @@ class EximAsClient(unittest.TestCase):
     own amtpd, which takes the header carrier too (listen.header-carrier)."""
 
     def exim_client(self, name, policy_xml):
-        w = WORLD
-        work = os.path.join(w.dir, "exim-" + name)
-        for sub in ("spool", "log", "tls"):
-            os.makedirs(os.path.join(work, sub), exist_ok=True)
-        policy = w.write("policy-%s.xml" % name, policy_xml)
-        with open(w.sender_config()) as f:
-            ini = w.write("%s.ini" % name, f.read() + "[policy]\nfile = %s\n" % policy)
-        key = os.path.join(work, "tls", "key.pem")
-        subprocess.run(["install", "-o", "Debian-exim", "-m", "0600", w.p("client.key"), key], check=True)
-        subprocess.run(["chown", "-R", "Debian-exim", os.path.join(work, "spool"), os.path.join(work, "log")],
-                       check=True)
-        conf = os.path.join(work, "exim.conf")
-        r = subprocess.run([os.path.join(w.bin, "amtp-exim-config"), "--config", ini, "--module",
-                            os.path.join(w.build_dir, "lib", "amtp_exim.so"), "--acl",
-                            os.path.join(amtp_world.ROOT, "plugins", "exim", "amtp-acl.conf"), "--work", work,
-                            "--tls-key", key, "--output", conf], capture_output=True, text=True)
-        self.assertEqual(r.returncode, EX_OK, r.stderr)
-        exim = os.path.join(os.environ.get("AMTP_EXIM_ROOT", "/opt/amtp-exim"), "usr/sbin/exim4")
-        return exim, conf, work
+        client = EximClient(WORLD, name, policy_xml)
+        return client.exim, client.conf, client.work
 
     def test_exim_delivers_by_srv_and_the_header_carrier(self):
         exim, conf, work = self.exim_client("a-exim", '<amtp-policy><sender address="alice@a.test" '
