@@ -11,6 +11,7 @@
 #include <boost/program_options.hpp>
 
 #include <grp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <pwd.h>
 #include <sysexits.h>
@@ -49,6 +50,28 @@ void check_key_permissions(const Settings& s)
         log_to_stderr(LogLine("warning").kv("key", s.tls.key).kv("mode", mode)
                           .kv("detail", "the private key is readable by group or others; chmod 600 it").str());
     }
+}
+
+// Each session holds a socket, and outgoing deliveries and Maildir writes hold more: a
+// default soft limit of 1024 descriptors would refuse sessions long before
+// limits.max-connections. Raise the soft limit to the hard one, and say when even that
+// is too small for the configured limit.
+void raise_descriptor_limit(const Settings& s)
+{
+    rlimit rl {};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+        ::getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    const rlim_t wanted = static_cast<rlim_t>(s.limits.max_connections) + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < wanted)
+        log_to_stderr(LogLine("warning").kv("descriptors", std::to_string(rl.rlim_cur))
+                          .kv("max-connections", std::to_string(s.limits.max_connections))
+                          .kv("detail", "the descriptor limit is below limits.max-connections; raise it (ulimit -n)")
+                          .str());
 }
 
 void drop_privileges(const Settings& s)
@@ -170,6 +193,7 @@ int main(int argc, char** argv)
         return queue_command(runtime->settings, vm["queue"].as<std::vector<std::string>>());
     try {
         check_key_permissions(runtime->settings);
+        raise_descriptor_limit(runtime->settings);
         boost::asio::io_context io;
         amtpd::Server server(io, runtime, log_to_stderr);
         server.listen();
