@@ -5,8 +5,13 @@
 //   session  a full AMTP session: TLS, greeting, EHLO (PTR verdict), QUIT
 //   message  one AMTP session per worker sending messages back to back (pipelined
 //            MAIL/RCPT/DATA), each acknowledged after the server stored it
+//   mail     a full session per message: TLS, greeting, EHLO, MAIL, RCPT, DATA with one
+//            message, QUIT (the load of figure 3, against amtpd and other MTAs alike)
 //   idle     open N sessions, EHLO, and hold them (for memory per session)
-// --resume reuses each worker's last TLS session (ticket). Prints one JSON object.
+// --resume reuses each worker's last TLS session (ticket). --carrier says how the MPC
+// travels: "parameter" (MPC= on MAIL, AMTP), "header" (the AMTP-MPC header field,
+// profile B5, for Exim) or "none" (plain SMTP over TLS, for a stock MTA). Prints one
+// JSON object.
 #include "amtp/handles.hpp"
 
 #include <boost/asio.hpp>
@@ -14,9 +19,12 @@
 #include <boost/program_options.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <functional>
 #include <iostream>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -34,6 +42,7 @@ struct Options {
     std::string ehlo = "mx.a.test";
     std::string rcpt = "bench@b.test";
     std::string mpc = "per/individual";
+    std::string carrier = "parameter";
     std::size_t message_size = 10240;
     unsigned concurrency = 10;
     double seconds = 5;
@@ -54,7 +63,8 @@ public:
            asio::ip::address source)
         : io_(io), ctx_(ctx), o_(o), stats_(stats), end_(end), source_(source)
     {
-        message_ = "Subject: bench\r\n\r\n";
+        message_ = o.carrier == "header" ? "AMTP-MPC: " + o.mpc + "\r\n" : std::string();
+        message_ += "Subject: bench\r\n\r\n";
         const std::string line(76, 'x');
         while (message_.size() + 78 < o.message_size)
             message_ += line + "\r\n";
@@ -123,17 +133,27 @@ private:
         transaction();
     }
 
+    // message: back to back on one session, each timed from its MAIL; mail: one per
+    // session, timed from the TCP connect, then QUIT and a new session.
     void transaction()
     {
-        if (Clock::now() >= end_)
+        const bool one = o_.mode == "mail";
+        if (!one && Clock::now() >= end_)
             return send("QUIT\r\n", "221", [this]() { stream_.reset(); });
-        started_ = Clock::now();
-        send("MAIL FROM:<bench@a.test> MPC=" + o_.mpc + "\r\nRCPT TO:<" + o_.rcpt + ">\r\nDATA\r\n", "250", [this]() {
-            expect("250", [this]() {
-                expect("354", [this]() {
-                    send(message_, "250", [this]() {
-                        record();
-                        transaction();
+        if (!one)
+            started_ = Clock::now();
+        const std::string mpc = o_.carrier == "parameter" ? " MPC=" + o_.mpc : std::string();
+        send("MAIL FROM:<bench@a.test>" + mpc + "\r\nRCPT TO:<" + o_.rcpt + ">\r\nDATA\r\n", "250", [this, one]() {
+            expect("250", [this, one]() {
+                expect("354", [this, one]() {
+                    send(message_, "250", [this, one]() {
+                        record(); // acknowledged: counted even if QUIT then fails
+                        if (!one)
+                            return transaction();
+                        send("QUIT\r\n", "221", [this]() {
+                            stream_.reset();
+                            connect();
+                        });
                     });
                 });
             });
@@ -214,6 +234,19 @@ private:
     bool holding_ = false;
 };
 
+// A server's reply, quoted into the JSON line.
+std::string json_string(const std::string& s)
+{
+    std::string out = "\"";
+    for (const char c : s) {
+        if (c == '"' || c == '\\')
+            out += '\\';
+        if (static_cast<unsigned char>(c) >= 0x20)
+            out += c;
+    }
+    return out + "\"";
+}
+
 double percentile(std::vector<double> v, double p)
 {
     if (v.empty())
@@ -230,14 +263,16 @@ int main(int argc, char** argv)
     std::string target, sources, cert, key;
     po::options_description cli("amtp-bench");
     cli.add_options()("help", "help")
-        ("mode", po::value(&o.mode)->default_value("session"), "tls | session | message | idle")
+        ("mode", po::value(&o.mode)->default_value("session"), "tls | session | message | mail | idle")
         ("target", po::value(&target)->required(), "ADDRESS:PORT")
         ("sources", po::value(&sources)->default_value("127.0.0.2"), "comma-separated source addresses")
         ("cert", po::value(&cert)->required(), "client certificate chain (PEM)")
         ("key", po::value(&key)->required(), "client key (PEM)")
         ("ehlo", po::value(&o.ehlo)->default_value("mx.a.test"), "EHLO name")
         ("rcpt", po::value(&o.rcpt)->default_value("bench@b.test"), "recipient (message mode)")
-        ("mpc", po::value(&o.mpc)->default_value("per/individual"), "MPC (message mode)")
+        ("mpc", po::value(&o.mpc)->default_value("per/individual"), "MPC (message and mail modes)")
+        ("carrier", po::value(&o.carrier)->default_value("parameter"),
+         "how the MPC travels: parameter (MPC= on MAIL), header (AMTP-MPC field), none (plain SMTP)")
         ("size", po::value(&o.message_size)->default_value(10240), "message size in bytes")
         ("concurrency,c", po::value(&o.concurrency)->default_value(10), "workers (idle: sessions)")
         ("seconds,s", po::value(&o.seconds)->default_value(5), "duration (idle: how long to hold)")
@@ -250,6 +285,10 @@ int main(int argc, char** argv)
             return 0;
         }
         po::notify(vm);
+        if (o.mode != "tls" && o.mode != "session" && o.mode != "message" && o.mode != "mail" && o.mode != "idle")
+            throw std::invalid_argument("unknown --mode " + o.mode);
+        if (o.carrier != "parameter" && o.carrier != "header" && o.carrier != "none")
+            throw std::invalid_argument("--carrier: parameter, header or none, not " + o.carrier);
         const auto colon = target.rfind(':');
         o.target = tcp::endpoint(asio::ip::make_address(target.substr(0, colon)),
                                  static_cast<unsigned short>(std::stoi(target.substr(colon + 1))));
@@ -288,7 +327,7 @@ int main(int argc, char** argv)
         while (stats.completed + stats.errors < o.concurrency && Clock::now() < open_deadline)
             io.run_for(std::chrono::milliseconds(50));
         std::cout << "{\"mode\":\"idle\",\"open\":" << stats.completed << ",\"errors\":" << stats.errors
-                  << ",\"first_error\":\"" << stats.first_error << "\"}" << std::endl;
+                  << ",\"first_error\":" << json_string(stats.first_error) << "}" << std::endl;
         // Hold until told to stop (stdin closes) or the duration passes.
         io.run_for(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds)));
         return stats.errors ? 1 : 0;
@@ -300,12 +339,12 @@ int main(int argc, char** argv)
     io.run_until(end + std::chrono::seconds(30)); // in-flight exchanges finish
     const double elapsed = std::chrono::duration<double>(std::min(Clock::now(), end + std::chrono::seconds(30)) - begin).count();
     const double secs = std::max(o.seconds, std::min(elapsed, o.seconds + 30));
-    std::cout << "{\"mode\":\"" << o.mode << "\",\"resume\":" << (o.resume ? "true" : "false")
+    std::cout << "{\"mode\":\"" << o.mode << "\",\"carrier\":\"" << o.carrier << "\",\"resume\":" << (o.resume ? "true" : "false")
               << ",\"concurrency\":" << o.concurrency << ",\"seconds\":" << secs << ",\"completed\":" << stats.completed
               << ",\"errors\":" << stats.errors << ",\"resumed\":" << stats.resumed
               << ",\"rate\":" << static_cast<double>(stats.completed) / secs
               << ",\"p50_ms\":" << percentile(stats.latencies_ms, 0.5)
-              << ",\"p99_ms\":" << percentile(stats.latencies_ms, 0.99) << ",\"first_error\":\""
-              << stats.first_error << "\"}" << std::endl;
+              << ",\"p99_ms\":" << percentile(stats.latencies_ms, 0.99)
+              << ",\"first_error\":" << json_string(stats.first_error) << "}" << std::endl;
     return 0;
 }

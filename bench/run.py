@@ -16,6 +16,8 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from amtp_world import World, free_port  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer_mtas  # noqa: E402
 
 
 def run_json(cmd, timeout):
@@ -52,17 +54,27 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--figures", default="1,2,3,4,5", help="the figures to run, comma-separated (default: all)")
     args = ap.parse_args()
+    wanted = set(args.figures.split(","))
     secs = 2 if args.quick else 15
     idle = 300 if args.quick else 5000
     os.makedirs(args.out, exist_ok=True)
     bin_dir = os.path.join(args.build, "bin")
     bench = os.path.join(bin_dir, "amtp-bench")
+    started = time.time()
+
+    def log(text):
+        print("[%5.0f s] %s" % (time.time() - started, text), flush=True)
 
     world = World("standalone", args.build, extra_sources=8, bench_ptrs=1000,
                   limits="max-connections = 100000\nmax-connections-per-ip = 100000\n")
     figures = []
     procs = []
+    curve = []
+    peers = []     # figure 3: every measurement with its Maildir check
+    problems = []  # errors that fail the run once the table is printed
+    skipped = []
     try:
         world.start_dns()
         world.start_frontend()
@@ -84,56 +96,111 @@ def main():
 
         # 1. Handshake rate: full AMTP sessions against bare mutual-TLS handshakes.
         conc = 20
-        tls = run_json([bench, "--mode", "tls", "--target", "127.0.0.3:%d" % base_port, "-c", str(conc), "-s", str(secs)]
-                       + client, secs + 60)
-        full = run_json([bench, "--mode", "session", "-c", str(conc), "-s", str(secs)] + amtp + client, secs + 60)
-        resumed = run_json([bench, "--mode", "session", "--resume", "-c", str(conc), "-s", str(secs)] + amtp + client,
-                           secs + 60)
-        fig("AMTP sessions/s (TLS, EHLO with PTR verdict, QUIT)", "sessions/s", full["rate"],
-            "bare mutual-TLS handshakes/s", tls["rate"], 0.9)
-        fig("AMTP sessions/s with TLS resumption", "sessions/s", resumed["rate"], "AMTP sessions/s, full handshakes",
-            full["rate"], 3.0)
+        if "1" in wanted:
+            log("figure 1: handshakes")
+            tls = run_json([bench, "--mode", "tls", "--target", "127.0.0.3:%d" % base_port, "-c", str(conc),
+                            "-s", str(secs)] + client, secs + 60)
+            full = run_json([bench, "--mode", "session", "-c", str(conc), "-s", str(secs)] + amtp + client, secs + 60)
+            resumed = run_json([bench, "--mode", "session", "--resume", "-c", str(conc), "-s", str(secs)] + amtp
+                               + client, secs + 60)
+            fig("AMTP sessions/s (TLS, EHLO with PTR verdict, QUIT)", "sessions/s", full["rate"],
+                "bare mutual-TLS handshakes/s", tls["rate"], 0.9)
+            fig("AMTP sessions/s with TLS resumption", "sessions/s", resumed["rate"],
+                "AMTP sessions/s, full handshakes", full["rate"], 3.0)
 
         # 2. Message throughput into Maildir with fsync, against the raw fsync limit.
-        raw_dir = os.path.join(world.maildir, "raw-baseline")
-        for n in (1, 20):
-            raw = run_json([os.path.join(bin_dir, "fsync-baseline"), raw_dir + str(n), str(n), str(secs), "10240"],
-                           secs + 60)
-            msg = run_json([bench, "--mode", "message", "-c", str(n), "-s", str(secs), "--rcpt", "bench%d@b.test" % n]
-                           + amtp + client, secs + 90)
-            fig("10 KB messages/s into Maildir, %d session%s" % (n, "s" if n > 1 else ""), "messages/s", msg["rate"],
-                "raw write+fsync+link, %d thread%s" % (n, "s" if n > 1 else ""), raw["rate"], 0.7)
+        if "2" in wanted:
+            log("figure 2: messages into Maildir")
+            raw_dir = os.path.join(world.maildir, "raw-baseline")
+            for n in (1, 20):
+                raw = run_json([os.path.join(bin_dir, "fsync-baseline"), raw_dir + str(n), str(n), str(secs),
+                                "10240"], secs + 60)
+                msg = run_json([bench, "--mode", "message", "-c", str(n), "-s", str(secs), "--rcpt",
+                                "bench%d@b.test" % n] + amtp + client, secs + 90)
+                fig("10 KB messages/s into Maildir, %d session%s" % (n, "s" if n > 1 else ""), "messages/s",
+                    msg["rate"], "raw write+fsync+link, %d thread%s" % (n, "s" if n > 1 else ""), raw["rate"], 0.7)
+
+        # 3. Against the MTAs operators run today, and each adapter against its MTA alone:
+        # one message per mutual-TLS session, delivered into Maildir (bench/peer_mtas.py).
+        if "3" in wanted:
+            load = peer_mtas.Load(bench, client, secs, run_json)
+            absent = peer_mtas.missing(args.build)
+
+            def peer(label, m):
+                m["server"] = label
+                peers.append(m)
+                if "problem" in m:
+                    problems.append("figure 3, %s: %s" % (label, m["problem"]))
+                log("  %s: %.1f messages/s (%d acknowledged, %d delivered, drain %.2f s, %d errors%s)" % (
+                    label, m["rate"], m["acknowledged"], m["delivered"], m["drain_s"], m["errors"],
+                    ", first: " + m["first_error"] if m["first_error"] else ""))
+                return m["rate"]
+
+            exim = None
+            if absent["exim"]:
+                skipped.append("3a and 3b (Exim): missing %s" % ", ".join(absent["exim"]))
+            else:
+                log("figure 3: Exim 4.96, with the AMTP module and stock")
+                try:
+                    exim = peer_mtas.measure_peer("exim", args.build, load, log)
+                except RuntimeError as e:
+                    problems.append("figure 3, Exim: %s" % e)
+            log("figure 3: amtpd, the same load")
+            amtpd = peer("amtpd", load.run(world, "127.0.0.3:%d" % world.public_port, "peer-load", "parameter"))
+            if exim:
+                module, stock = (peer("Exim with the AMTP module", exim[0]), peer("stock Exim", exim[1]))
+                fig("amtpd: 1 msg per mutual-TLS session, into Maildir", "messages/s", amtpd,
+                    "stock Exim 4.96, client certs verified", stock, 2.0)
+                fig("Exim 4.96 with the AMTP module (header carrier)", "messages/s", module,
+                    "the same Exim without the module", stock, 0.9)
+            for frontend, label, alone_label in (
+                    ("haraka", "Haraka 3 with the amtp plugin", "Haraka, Node TLS requiring client certs"),
+                    ("opensmtpd", "OpenSMTPD 6.8 + AMTP filter, behind the gate",
+                     "the gate + OpenSMTPD without the filter")):
+                if absent[frontend]:
+                    skipped.append("%s: missing %s" % (label, ", ".join(absent[frontend])))
+                    continue
+                log("figure 3: %s, with the adapter and without" % frontend)
+                try:
+                    with_adapter, alone = peer_mtas.measure_peer(frontend, args.build, load, log)
+                except RuntimeError as e:
+                    problems.append("figure 3, %s: %s" % (frontend, e))
+                    continue
+                fig(label, "messages/s", peer(label, with_adapter), alone_label, peer(alone_label, alone), 0.9)
 
         # 4. Scale: memory per idle session, and time per message as sessions grow.
-        before = rss_kib(amtpd_pid)
-        holder = subprocess.Popen([bench, "--mode", "idle", "-c", str(idle), "-s", "600"] + amtp + client,
-                                  stdout=subprocess.PIPE, text=True)
-        procs.append(holder)
-        opened = json.loads(holder.stdout.readline())
-        time.sleep(1)
-        during = rss_kib(amtpd_pid)
-        holder.terminate()
-        holder.wait(timeout=60)
-        per_session = (during - before) / max(1, opened.get("open", 0))
-        fig("resident memory per idle AMTP session (%d open, %d refused)" % (opened.get("open", 0),
-                                                                             opened.get("errors", 0)),
-            "KiB", per_session, "goal: 64 KiB", 64.0, 1.0, higher_is_better=False)
-        curve = []
-        for n in (1, 2, 5, 10, 20, 50):
-            r = run_json([bench, "--mode", "message", "-c", str(n), "-s", str(max(1, secs // 2)),
-                          "--rcpt", "scale%d@b.test" % n] + amtp + client, secs + 90)
-            curve.append((n, r["p50_ms"], r["rate"]))
-        flat = curve[-1][1] / curve[0][1] if curve[0][1] else 0
-        fig("time per message at 50 parallel sessions (p50)", "ms", curve[-1][1], "at 1 session (p50)", curve[0][1],
-            50.0, higher_is_better=False)
+        if "4" in wanted:
+            log("figure 4: scale")
+            before = rss_kib(amtpd_pid)
+            holder = subprocess.Popen([bench, "--mode", "idle", "-c", str(idle), "-s", "600"] + amtp + client,
+                                      stdout=subprocess.PIPE, text=True)
+            procs.append(holder)
+            opened = json.loads(holder.stdout.readline())
+            time.sleep(1)
+            during = rss_kib(amtpd_pid)
+            holder.terminate()
+            holder.wait(timeout=60)
+            per_session = (during - before) / max(1, opened.get("open", 0))
+            fig("resident memory per idle AMTP session (%d open, %d refused)" % (opened.get("open", 0),
+                                                                                 opened.get("errors", 0)),
+                "KiB", per_session, "goal: 64 KiB", 64.0, 1.0, higher_is_better=False)
+            for n in (1, 2, 5, 10, 20, 50):
+                r = run_json([bench, "--mode", "message", "-c", str(n), "-s", str(max(1, secs // 2)),
+                              "--rcpt", "scale%d@b.test" % n] + amtp + client, secs + 90)
+                curve.append((n, r["p50_ms"], r["rate"]))
+            fig("time per message at 50 parallel sessions (p50)", "ms", curve[-1][1], "at 1 session (p50)",
+                curve[0][1], 50.0, higher_is_better=False)
 
         # 5. DNS: PTR verdict latency, cold and warm cache, and lookups per second.
-        dns = run_json([os.path.join(bin_dir, "amtp-dns-bench"), "127.0.0.1@%d" % world.dns_port,
-                        "200" if args.quick else "1000"], 120)
-        fig("PTR lookups/s, warm cache (p50 %.2f ms, p99 %.2f ms)" % (dns["warm"]["p50_ms"], dns["warm"]["p99_ms"]),
-            "lookups/s", dns["warm"]["rate"],
-            "cold cache (p50 %.2f ms, p99 %.2f ms)" % (dns["cold"]["p50_ms"], dns["cold"]["p99_ms"]),
-            dns["cold"]["rate"], 1.0)
+        if "5" in wanted:
+            log("figure 5: DNS")
+            dns = run_json([os.path.join(bin_dir, "amtp-dns-bench"), "127.0.0.1@%d" % world.dns_port,
+                            "200" if args.quick else "1000"], 120)
+            fig("PTR lookups/s, warm cache (p50 %.2f ms, p99 %.2f ms)" % (dns["warm"]["p50_ms"],
+                                                                       dns["warm"]["p99_ms"]),
+                "lookups/s", dns["warm"]["rate"],
+                "cold cache (p50 %.2f ms, p99 %.2f ms)" % (dns["cold"]["p50_ms"], dns["cold"]["p99_ms"]),
+                dns["cold"]["rate"], 1.0)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -143,21 +210,23 @@ def main():
         world.cleanup()
 
     result = {"machine": machine(), "quick": args.quick, "figures": figures,
-              "scaling": [{"sessions": n, "p50_ms": l, "messages_per_s": r} for n, l, r in curve]}
+              "scaling": [{"sessions": n, "p50_ms": l, "messages_per_s": r} for n, l, r in curve],
+              "peers": peers, "problems": problems, "elapsed_s": round(time.time() - started, 1)}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(result, f, indent=2)
-    data = os.path.join(args.out, "scaling.dat")
-    with open(data, "w") as f:
-        for n, l, r in curve:
-            f.write("%d %f %f\n" % (n, l, r))
-    if shutil.which("gnuplot"):
-        png = os.path.join(args.out, "scaling.png")
-        subprocess.run(["gnuplot", "-e",
-                        "set terminal png size 800,500; set output '%s'; set logscale x; "
-                        "set xlabel 'parallel sessions'; set ylabel 'ms per message (p50)'; "
-                        "set y2label 'messages/s'; set y2tics; set ytics nomirror; "
-                        "plot '%s' using 1:2 with linespoints title 'ms per message', "
-                        "'' using 1:3 axes x1y2 with linespoints title 'messages/s'" % (png, data)], check=False)
+    if curve:
+        data = os.path.join(args.out, "scaling.dat")
+        with open(data, "w") as f:
+            for n, l, r in curve:
+                f.write("%d %f %f\n" % (n, l, r))
+        if shutil.which("gnuplot"):
+            png = os.path.join(args.out, "scaling.png")
+            subprocess.run(["gnuplot", "-e",
+                            "set terminal png size 800,500; set output '%s'; set logscale x; "
+                            "set xlabel 'parallel sessions'; set ylabel 'ms per message (p50)'; "
+                            "set y2label 'messages/s'; set y2tics; set ytics nomirror; "
+                            "plot '%s' using 1:2 with linespoints title 'ms per message', "
+                            "'' using 1:3 axes x1y2 with linespoints title 'messages/s'" % (png, data)], check=False)
 
     print()
     print("Machine: %s%s" % (result["machine"], "  (quick mode)" if args.quick else ""))
@@ -167,10 +236,23 @@ def main():
         print("%-62s %12.1f   %-44s %12.1f %7.2f %6s %s" % (f["name"][:62], f["value"], f["baseline"][:44],
                                                           f["baseline_value"], f["ratio"], goal,
                                                           "" if f["met"] else "(short)"))
-    print("\nnot measured yet: figure 3 (against Exim, Haraka and OpenSMTPD), see docs/PERFORMANCE.md")
-    print("\nscaling (parallel sessions: p50 ms per message, messages/s): " +
-          ", ".join("%d: %.1f ms, %.0f/s" % c for c in curve) + "  flatness ratio %.1f" % flat)
-    print("results: %s" % os.path.join(args.out, "results.json"))
+    if peers:
+        print("\nfigure 3, one 10 KB message per mutual-TLS session, %d sessions in parallel: delivered into Maildir "
+              "/ (window + time the Maildir took to catch up)" % peer_mtas.CONCURRENCY)
+        for m in peers:
+            print("  %-46s %7.1f/s  acknowledged %5d  delivered %5d  window %5.1f s  drain %5.2f s  errors %d" % (
+                m["server"][:46], m["rate"], m["acknowledged"], m["delivered"], m["window_s"], m["drain_s"],
+                m["errors"]))
+    for s in skipped:
+        print("not measured: %s" % s)
+    if curve:
+        flat = curve[-1][1] / curve[0][1] if curve[0][1] else 0
+        print("\nscaling (parallel sessions: p50 ms per message, messages/s): " +
+              ", ".join("%d: %.1f ms, %.0f/s" % c for c in curve) + "  flatness ratio %.1f" % flat)
+    print("results: %s (%.0f s)" % (os.path.join(args.out, "results.json"), time.time() - started))
+    if problems:
+        print("\nERRORS:\n  " + "\n  ".join(problems))
+        sys.exit(1)
 
 
 if __name__ == "__main__":
