@@ -3,8 +3,6 @@
 #include "amtpd/server.hpp"
 #include "net/tls_context.hpp"
 
-#include <boost/asio/write.hpp>
-
 namespace amtp::amtpd {
 
 namespace asio = boost::asio;
@@ -12,7 +10,7 @@ namespace asio = boost::asio;
 Connection::Connection(Server& server, asio::ip::tcp::socket socket, std::shared_ptr<const Runtime> runtime,
                        ListenerKind kind, IpAddress peer, std::string session_id, std::optional<Reason> refuse)
     : server_(server), runtime_(std::move(runtime)), kind_(kind), peer_(peer),
-      stream_(std::move(socket), runtime_->tls(kind)), timer_(server.io()),
+      tls_(std::move(socket), runtime_->tls(kind).native_handle()), timer_(server.io()),
       session_(runtime_->config_ptr(kind), peer, std::move(session_id), server.log()), refuse_(refuse)
 {
 }
@@ -22,30 +20,33 @@ void Connection::start()
     ticket_.trust = runtime_->trust.get();
     ticket_.listener = kind_;
     ticket_.peer = peer_;
-    net::attach_ticket_binding(stream_.native_handle(), &ticket_);
+    net::attach_ticket_binding(tls_.native_handle(), &ticket_);
     // The handshake gets the command timeout too: a silent peer must not hold a slot.
     arm_timer(runtime_->settings.limits.command_timeout);
-    stream_.async_handshake(asio::ssl::stream_base::server,
-                            [self = shared_from_this()](const boost::system::error_code& ec) { self->on_handshake(ec); });
+    tls_.async_handshake([self = shared_from_this()](const net::TlsSocket::Result& r) { self->on_handshake(r); });
 }
 
-void Connection::on_handshake(const boost::system::error_code& ec)
+void Connection::on_handshake(const net::TlsSocket::Result& result)
 {
-    if (ec) {
+    if (!result) {
         if (server_.log())
             server_.log()(LogLine("tls").kv("session", session_.id()).kv("peer", peer_.str())
-                              .kv("result", "fail").kv("reason", "tls_handshake").kv("detail", ec.message()).str());
+                              .kv("result", "fail").kv("reason", "tls_handshake")
+                              .kv("detail", result.kind == net::TlsSocket::Result::Kind::eof ? "peer closed"
+                                                                                               : result.detail)
+                              .str());
         finish("handshake failed");
         return;
     }
     started_ = true;
+    server_.handshake_done();
     if (refuse_) {
         out_ += reply_for(*refuse_).wire();
         closing_ = true;
         write();
         return;
     }
-    SSL* ssl = stream_.native_handle();
+    SSL* ssl = tls_.native_handle();
     TlsInfo tls;
     tls.version = net::tls_version(ssl);
     tls.cipher = net::tls_cipher(ssl);
@@ -87,11 +88,11 @@ void Connection::read()
     if (reading_)
         return;
     reading_ = true;
-    stream_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](const boost::system::error_code& ec,
-                                                                                std::size_t n) {
+    tls_.async_read_some(buffer_.data(), buffer_.size(), [self = shared_from_this()](
+                                                             const net::TlsSocket::Result& r, std::size_t n) {
         self->reading_ = false;
-        if (ec) {
-            self->finish(ec == asio::error::eof ? "peer closed" : ec.message());
+        if (!r) {
+            self->finish(r.kind == net::TlsSocket::Result::Kind::eof ? "peer closed" : r.detail);
             return;
         }
         self->session_.receive(std::string_view(self->buffer_.data(), n));
@@ -110,15 +111,14 @@ void Connection::write()
     }
     writing_ = true;
     writing_buffer_ = std::exchange(out_, std::string{});
-    asio::async_write(stream_, asio::buffer(writing_buffer_),
-                      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                          self->writing_ = false;
-                          if (ec) {
-                              self->finish(ec.message());
-                              return;
-                          }
-                          self->write();
-                      });
+    tls_.async_write(writing_buffer_, [self = shared_from_this()](const net::TlsSocket::Result& r) {
+        self->writing_ = false;
+        if (!r) {
+            self->finish(r.kind == net::TlsSocket::Result::Kind::eof ? "peer closed" : r.detail);
+            return;
+        }
+        self->write();
+    });
 }
 
 void Connection::arm_timer(std::chrono::seconds after)
@@ -149,10 +149,8 @@ void Connection::finish(std::string_view why)
         return;
     finished_ = true;
     timer_.cancel();
-    boost::system::error_code ignored;
     // A TLS close_notify would wait for the peer; the session is over, so just close.
-    stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    stream_.lowest_layer().close(ignored);
+    tls_.close();
     if (server_.log())
         server_.log()(LogLine("disconnect").kv("session", session_.id()).kv("peer", peer_.str())
                           .kv("why", why).kv("messages", static_cast<long long>(session_.messages_accepted())).str());

@@ -4,9 +4,9 @@
 #include "amtpd/runtime.hpp"
 #include "amtp/server_session.hpp"
 #include "net/tls_context.hpp"
+#include "net/tls_socket.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
@@ -28,7 +28,7 @@ public:
     const IpAddress& peer() const { return peer_; }
 
 private:
-    void on_handshake(const boost::system::error_code& ec);
+    void on_handshake(const net::TlsSocket::Result& result);
     void pump();
     void read();
     void write();
@@ -39,7 +39,7 @@ private:
     std::shared_ptr<const Runtime> runtime_;
     ListenerKind kind_;
     IpAddress peer_;
-    boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+    net::TlsSocket tls_;
     boost::asio::steady_timer timer_;
     ServerSession session_;
     net::TicketBinding ticket_;

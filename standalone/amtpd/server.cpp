@@ -27,7 +27,7 @@ Server::Server(asio::io_context& io, std::shared_ptr<const Runtime> runtime, Log
     : io_(io), runtime_(std::move(runtime)), log_(std::move(log)), resolver_(resolver_options(runtime_->settings)),
       dns_(io, resolver_), storage_(std::max(4u, std::thread::hardware_concurrency())),
       queue_(runtime_->settings.queue.directory),
-      runner_(io, storage_, queue_, [this]() { return runtime_; }, log_), stop_timer_(io)
+      runner_(io, storage_, queue_, [this]() { return runtime_; }, log_), stop_timer_(io), trimmer_(io)
 {
     // Session ids: a random per-process prefix and a counter, unique across restarts.
     std::random_device rd;
@@ -91,6 +91,7 @@ void Server::accept(Listener& listener)
                                                       next_session_id(), refuse);
                 connections_.insert(c);
                 c->start();
+                trimmer_.activity();
             }
         } else if (log_) {
             log_(LogLine("accept").kv("result", "fail").kv("detail", ec.message()).str());
@@ -110,6 +111,7 @@ void Server::closed(Connection* connection, const IpAddress& peer)
     auto p = per_ip_.find(peer);
     if (p != per_ip_.end() && --p->second == 0)
         per_ip_.erase(p);
+    trimmer_.activity();
     if (stopping_ && connections_.empty())
         io_.stop();
 }

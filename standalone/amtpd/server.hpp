@@ -4,6 +4,7 @@
 // on fsync) runs on a small thread pool whose results are posted back to the loop.
 #pragma once
 
+#include "amtpd/heap_trim.hpp"
 #include "amtpd/queue_runner.hpp"
 #include "amtpd/runtime.hpp"
 #include "amtp/queue.hpp"
@@ -46,6 +47,7 @@ public:
     void lookup_client_names(const IpAddress& address, std::function<void(ReverseDnsResult)> done);
     void store(DeliveryRequest request, std::function<void(Reason, std::string)> done);
     void closed(Connection* connection, const IpAddress& peer);
+    void handshake_done() { trimmer_.activity(); }
     const LogSink& log() const { return log_; }
     boost::asio::io_context& io() { return io_; }
 
@@ -72,6 +74,7 @@ private:
     std::string session_prefix_;
     bool stopping_ = false;
     boost::asio::steady_timer stop_timer_;
+    HeapTrimmer trimmer_;
 };
 
 } // namespace amtp::amtpd
