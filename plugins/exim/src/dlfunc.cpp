@@ -9,11 +9,9 @@
 #include "amtp/errors.hpp"
 #include "amtp/log.hpp"
 
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <ctime>
 #include <exception>
 #include <memory>
@@ -117,6 +115,15 @@ std::string arg(int argc, uschar* argv[], int i)
     return (i < argc && argv[i]) ? std::string(reinterpret_cast<const char*>(argv[i])) : std::string();
 }
 
+// The whole argv, for the readers of arguments.cpp.
+Arguments arguments(int argc, uschar* argv[])
+{
+    Arguments args;
+    for (int i = 0; i < argc; ++i)
+        args.push_back(arg(argc, argv, i));
+    return args;
+}
+
 int yield_string(uschar** yield, const std::string& text, bool tainted = false)
 {
     const auto* p = reinterpret_cast<const uschar*>(text.c_str());
@@ -138,28 +145,6 @@ int verdict(uschar** yield, const Decision& d)
 {
     log_line(d.log);
     return yield_string(yield, acl_text(d.reply));
-}
-
-// $tls_in_peercert in base64 (Exim has no PEM form) to DER.
-std::string base64_der(const std::string& b64)
-{
-    std::string clean;
-    for (char ch : b64)
-        if (ch != '\n' && ch != '\r' && ch != ' ')
-            clean += ch;
-    if (clean.empty() || clean.size() % 4 != 0)
-        return {};
-    std::string out(clean.size() / 4 * 3, '\0');
-    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(clean.data()), static_cast<int>(clean.size()));
-    if (n < 0)
-        return {};
-    std::size_t len = static_cast<std::size_t>(n);
-    // EVP_DecodeBlock counts the padding as data bytes.
-    for (std::size_t i = clean.size(); i > 0 && clean[i - 1] == '='; --i)
-        --len;
-    out.resize(len);
-    return out;
 }
 
 template <typename F>
@@ -197,10 +182,8 @@ AMTP_EXIM_ENTRY amtp_init(uschar** yield, int argc, uschar* argv[])
 AMTP_EXIM_ENTRY amtp_cert(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {
-        const std::string depth = arg(argc, argv, 1);
-        const std::string der = base64_der(arg(argc, argv, 2));
-        if (!depth.empty() && depth.find_first_not_of("0123456789") == std::string::npos && depth.size() < 3)
-            record_certificate(connection(), static_cast<unsigned>(std::stoul(depth)), der);
+        if (const auto depth = certificate_depth(arg(argc, argv, 1)))
+            record_certificate(connection(), *depth, base64_der(arg(argc, argv, 2)));
         return yield_string(yield, "");
     });
 }
@@ -213,15 +196,7 @@ AMTP_EXIM_ENTRY amtp_ehlo(uschar** yield, int argc, uschar* argv[])
         const SiteConfig* s = site(arg(argc, argv, 0).c_str());
         if (!s)
             return unavailable(yield, state().site_error);
-        EhloInput in;
-        in.command = arg(argc, argv, 1);
-        in.peer = IpAddress::parse(arg(argc, argv, 2)).value_or(IpAddress{});
-        in.local = IpAddress::parse(arg(argc, argv, 3)).value_or(IpAddress{});
-        const std::string port = arg(argc, argv, 4);
-        in.local_port = port.empty() ? 0u : static_cast<unsigned>(std::strtoul(port.c_str(), nullptr, 10));
-        in.tls_active = !arg(argc, argv, 5).empty();
-        in.leaf_der = base64_der(arg(argc, argv, 6));
-        in.now = std::time(nullptr);
+        const EhloInput in = ehlo_input(arguments(argc, argv), std::time(nullptr));
         const SiteConfig& site_ref = *s;
         auto lookup = [&site_ref](const IpAddress& a) {
             return lookup_client_names_blocking(resolver(site_ref), a, site_ref.settings.dns.forward_confirm);
@@ -260,17 +235,7 @@ AMTP_EXIM_ENTRY amtp_data(uschar** yield, int argc, uschar* argv[])
         const SiteConfig* s = site(arg(argc, argv, 0).c_str());
         if (!s)
             return unavailable(yield, state().site_error);
-        DataInput in;
-        in.headers = arg(argc, argv, 1);
-        in.recipients = split_recipients(arg(argc, argv, 2));
-        in.sender = arg(argc, argv, 3);
-        in.tls_version = arg(argc, argv, 4);
-        // GnuTLS spells it "TLS1.3"; the trace fields use the usual "TLSv1.3".
-        if (in.tls_version.rfind("TLS1", 0) == 0)
-            in.tls_version.insert(3, "v");
-        in.tls_cipher = arg(argc, argv, 5);
-        in.now = std::time(nullptr);
-        return verdict(yield, decide_data(*s, connection(), in));
+        return verdict(yield, decide_data(*s, connection(), data_input(arguments(argc, argv), std::time(nullptr))));
     });
 }
 
@@ -281,13 +246,7 @@ AMTP_EXIM_ENTRY amtp_data(uschar** yield, int argc, uschar* argv[])
 AMTP_EXIM_ENTRY amtp_trace(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {
-        const Connection& c = connection();
-        const std::string which = arg(argc, argv, 1);
-        const std::string& field = which == "received"                 ? c.received
-                                   : which == "authentication-results" ? c.authentication_results
-                                   : which == "mpc"                    ? c.mpc_field
-                                                                       : std::string();
-        return yield_string(yield, field, true);
+        return yield_string(yield, trace_field(connection(), arg(argc, argv, 1)), true);
     });
 }
 
@@ -297,11 +256,7 @@ AMTP_EXIM_ENTRY amtp_trace(uschar** yield, int argc, uschar* argv[])
 AMTP_EXIM_ENTRY amtp_local_part(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {
-        auto safe = safe_local_part(arg(argc, argv, 1));
-        // The result is read as an Exim list: list separators and the characters that
-        // make an item a negation, regex, named list or special item never pass.
-        if (safe && (safe->find(':') != std::string::npos || std::strchr("!^+@", safe->front())))
-            safe.reset();
+        const auto safe = route_local_part(arg(argc, argv, 1));
         if (!safe) {
             LogLine line("route");
             line.kv("result", "fail").kv("reason", "bad_local_part").kv("local_part", arg(argc, argv, 1));
@@ -355,7 +310,7 @@ AMTP_EXIM_ENTRY amtp_target(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {
         const auto ip = IpAddress::parse(arg(argc, argv, 1));
-        const unsigned port = static_cast<unsigned>(std::strtoul(arg(argc, argv, 2).c_str(), nullptr, 10));
+        const unsigned port = number_argument(arg(argc, argv, 2));
         return yield_string(yield, ip ? hop_target(state().hops, *ip, port) : std::string());
     });
 }
@@ -371,10 +326,8 @@ AMTP_EXIM_ENTRY amtp_server_cert(uschar** yield, int argc, uschar* argv[])
         if (!s)
             return yield_string(yield, "configuration unusable");
         const auto ip = IpAddress::parse(arg(argc, argv, 1));
-        const unsigned port = static_cast<unsigned>(std::strtoul(arg(argc, argv, 2).c_str(), nullptr, 10));
-        const std::string depth_text = arg(argc, argv, 3);
-        const unsigned depth =
-            depth_text.empty() ? 0u : static_cast<unsigned>(std::strtoul(depth_text.c_str(), nullptr, 10));
+        const unsigned port = number_argument(arg(argc, argv, 2));
+        const unsigned depth = number_argument(arg(argc, argv, 3));
         auto& chain = state().server_chain;
         if (depth < 16) {
             if (chain.size() <= depth)

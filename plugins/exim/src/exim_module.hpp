@@ -152,4 +152,38 @@ std::vector<std::string> split_recipients(std::string_view list);
 // the core's store_in_maildir); nullopt otherwise.
 std::optional<std::string> safe_local_part(std::string_view local_part);
 
+// --- the ${dlfunc} arguments (arguments.cpp) -----------------------------------------
+
+// One entry point's argv as strings (a missing or null argument reads as ""); argv[0]
+// is the configuration file.
+using Arguments = std::vector<std::string>;
+
+// A certificate as Exim gives it ($tls_in_peercert, $event_data: base64, no PEM
+// armour) to DER; empty when it is not base64.
+std::string base64_der(std::string_view b64);
+
+// amtp_cert's depth argument: one or two decimal digits; nullopt otherwise.
+std::optional<unsigned> certificate_depth(std::string_view text);
+
+// A port or depth as Exim expands it ($received_port, $host_port): strtoul's reading,
+// 0 for an empty or non-numeric text.
+unsigned number_argument(const std::string& text);
+
+// amtp_ehlo's {CONFIG}{$smtp_command}{$sender_host_address}{$received_ip_address}
+// {$received_port}{$tls_in_cipher}{BASE64-DER}; an unparsable address reads as
+// IpAddress{}.
+EhloInput ehlo_input(const Arguments& args, std::time_t now);
+
+// amtp_data's {CONFIG}{$message_headers_raw}{$recipients}{$sender_address}
+// {$tls_in_ver}{$tls_in_cipher}.
+DataInput data_input(const Arguments& args, std::time_t now);
+
+// amtp_trace's field by name ("received", "authentication-results", "mpc"); empty
+// for any other name.
+const std::string& trace_field(const Connection& c, std::string_view which);
+
+// amtp_local_part: safe_local_part, and nothing an Exim list would read as anything
+// but one plain item (no ':', no leading '!', '^', '+' or '@').
+std::optional<std::string> route_local_part(std::string_view local_part);
+
 } // namespace amtp::exim

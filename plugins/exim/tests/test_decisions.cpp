@@ -301,3 +301,14 @@ TEST_CASE("Exim client: the outgoing MPC is never rewritten, bounces use net/aut
     CHECK(outgoing_mpc(*site(), "", "") == "net/autoresponse");
     CHECK(outgoing_mpc(*site(), "", "nobody@b.test").empty());
 }
+
+TEST_CASE("Exim: a base64 certificate with more than two '=' reads as none, not as an error")
+{
+    // Found by fuzz_exim_args: "====" decoded to 3 bytes less 4 of padding, and the
+    // length wrapped (std::length_error, so amtp_cert refused the handshake with 451).
+    CHECK(base64_der("====").empty());
+    CHECK(base64_der("A===").empty());
+    CHECK(base64_der("AA==") == std::string(1, '\0'));
+    CHECK(base64_der("AAA=") == std::string(2, '\0'));
+    CHECK(base64_der("QUJD\nREVG") == "ABCDEF");
+}

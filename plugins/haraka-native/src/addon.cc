@@ -11,9 +11,10 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "checks.hpp"
+
 #include "amtp/errors.hpp"
 #include "amtp/maildir.hpp"
-#include "amtp/message_headers.hpp"
 #include "amtp/mpc.hpp"
 #include "amtp/names.hpp"
 #include "amtp/policy.hpp"
@@ -38,16 +39,6 @@ namespace {
 using amtp::Reason;
 
 // --- conversions ---------------------------------------------------------------------
-
-std::optional<Reason> reason_by_name(std::string_view name)
-{
-    for (int i = 0; i <= static_cast<int>(Reason::protocol_error); ++i) {
-        const auto r = static_cast<Reason>(i);
-        if (name == amtp::reason_name(r))
-            return r;
-    }
-    return std::nullopt;
-}
 
 Napi::Object reply_object(Napi::Env env, const amtp::Reply& reply)
 {
@@ -204,10 +195,7 @@ amtp::Identity identity_from(Napi::Env env, Napi::Object o)
         id.not_before = static_cast<std::time_t>(o.Get("notBefore").As<Napi::Number>().DoubleValue());
     if (o.Get("notAfter").IsNumber())
         id.not_after = static_cast<std::time_t>(o.Get("notAfter").As<Napi::Number>().DoubleValue());
-    const std::string trust = get_string(o, "trust");
-    id.trust = trust == "pinned" ? amtp::TrustKind::pinned
-               : trust == "private_ca" ? amtp::TrustKind::private_ca
-                                       : amtp::TrustKind::public_ca;
+    id.trust = amtp::haraka::trust_by_name(get_string(o, "trust"));
     id.private_network = get_string(o, "privateNetwork");
     return id;
 }
@@ -230,15 +218,10 @@ amtp::ReverseDnsResult reverse_from(Napi::Env env, Napi::Value v)
         throw Napi::TypeError::New(env, "the lookup result must be an object from lookupClientNames");
     Napi::Object o = v.As<Napi::Object>();
     amtp::ReverseDnsResult r;
-    const std::string status = get_string(o, "status");
-    if (status == "answer")
-        r.status = amtp::DnsStatus::answer;
-    else if (status == "negative")
-        r.status = amtp::DnsStatus::negative;
-    else if (status == "temporary")
-        r.status = amtp::DnsStatus::temporary;
-    else
+    const auto status = amtp::haraka::dns_status_by_name(get_string(o, "status"));
+    if (!status)
         throw Napi::TypeError::New(env, "lookup result status must be answer, negative or temporary");
+    r.status = *status;
     auto list = [&](const char* key) {
         Napi::Value x = o.Get(key);
         return x.IsUndefined() ? std::vector<std::string>{} : strings_from(env, x, key);
@@ -505,9 +488,8 @@ private:
 
     Napi::Value IsLocalDomain(const Napi::CallbackInfo& info)
     {
-        const auto name = amtp::normalize_host_name(string_arg(info, 0, "domain"));
-        const auto& list = settings_.delivery.local_domains;
-        return Napi::Boolean::New(info.Env(), name && std::find(list.begin(), list.end(), *name) != list.end());
+        return Napi::Boolean::New(info.Env(), amtp::haraka::is_local_domain(settings_.delivery.local_domains,
+                                                                           string_arg(info, 0, "domain")));
     }
 
     Napi::Value SenderMpc(const Napi::CallbackInfo& info)
@@ -574,32 +556,26 @@ private:
         if (info.Length() < 1 || !info[0].IsObject())
             throw Napi::TypeError::New(env, "traceFields(info) needs an object");
         Napi::Object o = info[0].As<Napi::Object>();
-        amtp::TraceInfo t;
-        t.by_host = settings_.hostname;
+        amtp::haraka::TraceRequest t;
         t.ehlo_name = get_string(o, "ehloName");
-        const auto ip = amtp::IpAddress::parse(get_string(o, "peerIp"));
-        if (!ip)
+        t.peer_ip = get_string(o, "peerIp");
+        // Checked before the identity is read, so the first error named is the same.
+        if (!amtp::IpAddress::parse(t.peer_ip))
             throw Napi::TypeError::New(env, "traceFields: peerIp is not an IP address");
-        t.peer_address = *ip;
         t.ptr_name = get_string(o, "ptrName");
         if (o.Get("identity").IsObject())
             t.identity = identity_from(env, o.Get("identity").As<Napi::Object>());
-        const std::string mpc = get_string(o, "mpc");
-        if (!mpc.empty()) {
-            const auto parsed = amtp::parse_mpc(mpc);
-            if (!parsed.value)
-                throw amtp_error(env, parsed.reason, mpc);
-            t.mpc = *parsed.value;
-        }
+        t.mpc = get_string(o, "mpc");
         t.session_id = get_string(o, "sessionId");
         t.recipient = get_string(o, "recipient");
         t.tls_version = get_string(o, "tlsVersion");
         t.tls_cipher = get_string(o, "tlsCipher");
         t.when = o.Get("when").IsNumber() ? static_cast<std::time_t>(o.Get("when").As<Napi::Number>().DoubleValue())
                                           : std::time(nullptr);
-        return Napi::String::New(env, amtp::received_field(t) +
-                                          amtp::authentication_results_field(settings_.hostname, t, "pass",
-                                                                             Reason::none));
+        const amtp::haraka::TraceResult r = amtp::haraka::trace_fields(settings_.hostname, t);
+        if (r.mpc_reason != Reason::none)
+            throw amtp_error(env, r.mpc_reason, t.mpc);
+        return Napi::String::New(env, r.fields);
     }
 
     amtp::Settings settings_;
@@ -614,7 +590,7 @@ private:
 Napi::Value ReplyFor(const Napi::CallbackInfo& info)
 {
     const std::string name = string_arg(info, 0, "reason");
-    const auto reason = reason_by_name(name);
+    const auto reason = amtp::haraka::reason_by_name(name);
     if (!reason)
         throw Napi::TypeError::New(info.Env(), "unknown reason: " + name);
     std::string detail;
@@ -643,44 +619,21 @@ Napi::Value MailCommand(const Napi::CallbackInfo& info)
     Napi::Env env = info.Env();
     const std::string argument = string_arg(info, 0, "argument");
     const bool required = info.Length() < 2 || info[1].ToBoolean();
+    const amtp::haraka::MailCheck m = amtp::haraka::check_mail_command(argument, required);
     Napi::Object o = Napi::Object::New(env);
-    auto fail = [&](Reason r, const std::string& detail = {}) {
+    if (m.reason != Reason::none) {
         o.Set("ok", false);
-        o.Set("reason", amtp::reason_name(r));
-        o.Set("detail", detail);
+        o.Set("reason", amtp::reason_name(m.reason));
+        o.Set("detail", m.detail);
         return o;
-    };
-    const auto path = amtp::parse_path_command(argument, "FROM");
-    if (!path)
-        return fail(Reason::syntax_error);
-    std::string sender;
-    if (!path->address.empty()) {
-        const auto box = amtp::parse_mailbox(path->address);
-        if (!box)
-            return fail(Reason::bad_sender);
-        sender = box->str();
     }
     Napi::Object params = Napi::Object::New(env);
-    for (const auto& p : path->parameters) {
-        if (p.keyword == "SIZE") {
-            if (!p.has_value || p.value.empty() ||
-                p.value.find_first_not_of("0123456789") != std::string::npos || p.value.size() > 19)
-                return fail(Reason::syntax_error);
-        } else if (p.keyword == "BODY") {
-            if (p.value != "7BIT" && p.value != "8BITMIME")
-                return fail(Reason::syntax_error);
-        } else if (p.keyword != "MPC") {
-            return fail(Reason::unknown_parameter, p.keyword);
-        }
-        params.Set(p.keyword, p.value);
-    }
-    const amtp::MpcParameter mpc = amtp::mpc_parameter(path->parameters, required);
-    if (mpc.reason != Reason::none)
-        return fail(mpc.reason);
+    for (const auto& [keyword, value] : m.parameters)
+        params.Set(keyword, value);
     o.Set("ok", true);
     o.Set("reason", "none");
-    o.Set("sender", sender);
-    o.Set("mpc", mpc.value ? Napi::Value(Napi::String::New(env, mpc.value->str())) : env.Null());
+    o.Set("sender", m.sender);
+    o.Set("mpc", m.mpc ? Napi::Value(Napi::String::New(env, m.mpc->str())) : env.Null());
     o.Set("parameters", params);
     return o;
 }
@@ -712,13 +665,7 @@ Napi::Value CheckEhlo(const Napi::CallbackInfo& info)
     if (info.Length() < 2)
         throw Napi::TypeError::New(env, "checkEhlo(certificateNames, ehloName)");
     const std::vector<std::string> names = strings_from(env, info[0], "certificateNames");
-    const auto ehlo = amtp::normalize_host_name(string_arg(info, 1, "ehloName"));
-    Reason r = Reason::none;
-    if (!ehlo || !amtp::is_fully_qualified(*ehlo))
-        r = Reason::ehlo_syntax;
-    else if (!amtp::client_name_matches(names, *ehlo))
-        r = Reason::ehlo_not_in_cert;
-    return Napi::String::New(env, amtp::reason_name(r));
+    return Napi::String::New(env, amtp::reason_name(amtp::haraka::check_ehlo(names, string_arg(info, 1, "ehloName"))));
 }
 
 // checkPtr(lookupResult, ehloName) -> "none" | ptr_missing | ptr_mismatch | ptr_unconfirmed | dns_temporary
@@ -728,10 +675,8 @@ Napi::Value CheckPtr(const Napi::CallbackInfo& info)
     if (info.Length() < 2)
         throw Napi::TypeError::New(env, "checkPtr(lookupResult, ehloName)");
     const amtp::ReverseDnsResult r = reverse_from(env, info[0]);
-    const auto ehlo = amtp::normalize_host_name(string_arg(info, 1, "ehloName"));
-    if (!ehlo)
-        return Napi::String::New(env, amtp::reason_name(Reason::ehlo_syntax));
-    return Napi::String::New(env, amtp::reason_name(amtp::check_ptr(r, *ehlo)));
+    return Napi::String::New(env,
+                             amtp::reason_name(amtp::haraka::check_ptr_answer(r, string_arg(info, 1, "ehloName"))));
 }
 
 // scanHeader(lines) -> {mpcField, carriers, keep}: the header block, one line per entry
@@ -741,14 +686,13 @@ Napi::Value ScanHeader(const Napi::CallbackInfo& info)
     Napi::Env env = info.Env();
     if (info.Length() < 1)
         throw Napi::TypeError::New(env, "scanHeader(lines)");
-    const std::vector<std::string> lines = strings_from(env, info[0], "lines");
-    amtp::HeaderScanner scanner;
-    Napi::Array keep = Napi::Array::New(env, lines.size());
-    for (size_t i = 0; i < lines.size(); ++i)
-        keep.Set(static_cast<uint32_t>(i), scanner.line(lines[i]));
+    const amtp::haraka::HeaderScan scan = amtp::haraka::scan_header(strings_from(env, info[0], "lines"));
+    Napi::Array keep = Napi::Array::New(env, scan.keep.size());
+    for (size_t i = 0; i < scan.keep.size(); ++i)
+        keep.Set(static_cast<uint32_t>(i), static_cast<bool>(scan.keep[i]));
     Napi::Object o = Napi::Object::New(env);
-    o.Set("mpcField", scanner.has_mpc_field());
-    o.Set("carriers", string_array(env, scanner.carrier_values()));
+    o.Set("mpcField", scan.mpc_field);
+    o.Set("carriers", string_array(env, scan.carriers));
     o.Set("keep", keep);
     return o;
 }

@@ -58,7 +58,8 @@ void Pipeline::server_line(std::string line)
     if (awaiting_reply_ && verb_ == "EHLO" && first_reply_line_ && line.rfind("250", 0) == 0) {
         // The keyword goes right after the greeting line of a positive EHLO reply.
         if (final_line) {
-            std::string text = line.size() > 4 ? line.substr(4) : std::string("\r\n");
+            // The text after "250 ", or the line end itself after a bare "250".
+            const std::string text = line.size() > 3 && line[3] == ' ' ? line.substr(4) : line.substr(3);
             to_client_ += "250-" + text + "250 PIPELINING\r\n";
         } else {
             to_client_ += line + "250-PIPELINING\r\n";

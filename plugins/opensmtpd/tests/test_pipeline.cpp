@@ -64,3 +64,13 @@ TEST_CASE("A command line without end is refused, not passed on")
     CHECK(p.command_overflow());
     CHECK(p.take_for_server().empty());
 }
+
+TEST_CASE("A bare 250 to EHLO keeps its CRLF when PIPELINING is added")
+{
+    // Found by fuzz_opensmtpd_gate: "250\r\n" became "250-\n" (a bare LF to the client).
+    Pipeline p;
+    p.from_server("220 x\r\n");
+    p.from_client("EHLO a\r\n");
+    p.from_server("250\r\n");
+    CHECK(p.take_for_client() == "220 x\r\n250-\r\n250 PIPELINING\r\n");
+}
