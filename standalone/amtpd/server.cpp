@@ -118,7 +118,20 @@ void Server::closed(Connection* connection, const IpAddress& peer)
 
 void Server::lookup_client_names(const IpAddress& address, std::function<void(ReverseDnsResult)> done)
 {
-    amtp::lookup_client_names(resolver_, address, runtime_->settings.dns.forward_confirm, std::move(done));
+    auto [waiting, first] = ptr_waiters_.try_emplace(address);
+    waiting->second.push_back(std::move(done));
+    if (!first)
+        return;
+    amtp::lookup_client_names(resolver_, address, runtime_->settings.dns.forward_confirm,
+                              [this, address](ReverseDnsResult result) {
+                                  auto it = ptr_waiters_.find(address);
+                                  if (it == ptr_waiters_.end())
+                                      return;
+                                  auto waiters = std::move(it->second);
+                                  ptr_waiters_.erase(it);
+                                  for (auto& w : waiters)
+                                      w(result);
+                              });
     dns_.arm();
 }
 

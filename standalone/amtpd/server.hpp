@@ -70,6 +70,9 @@ private:
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::set<std::shared_ptr<Connection>> connections_;
     std::map<IpAddress, unsigned> per_ip_;
+    // Sessions waiting for the PTR verdict of an address already being looked up: a
+    // burst of connections from one host makes one lookup, not one each.
+    std::map<IpAddress, std::vector<std::function<void(ReverseDnsResult)>>> ptr_waiters_;
     std::uint64_t session_counter_ = 0;
     std::string session_prefix_;
     bool stopping_ = false;
