@@ -21,11 +21,19 @@ tcp::endpoint to_asio(const Endpoint& e)
     return tcp::endpoint(asio::ip::make_address(e.address.str()), e.port);
 }
 
+// Storage threads spend their time waiting in fsync, not computing: enough of them
+// that concurrent sessions' fsyncs overlap (the filesystem commits them together in
+// one journal transaction) instead of queueing behind a few.
+unsigned storage_threads()
+{
+    return std::max(16u, 4 * std::thread::hardware_concurrency());
+}
+
 } // namespace
 
 Server::Server(asio::io_context& io, std::shared_ptr<const Runtime> runtime, LogSink log)
     : io_(io), runtime_(std::move(runtime)), log_(std::move(log)), resolver_(resolver_options(runtime_->settings)),
-      dns_(io, resolver_), storage_(std::max(4u, std::thread::hardware_concurrency())),
+      dns_(io, resolver_), storage_(storage_threads()),
       queue_(runtime_->settings.queue.directory),
       runner_(io, storage_, queue_, [this]() { return runtime_; }, log_), stop_timer_(io), trimmer_(io)
 {
