@@ -97,10 +97,16 @@ class Gate(Base):
         self.assertTrue(data.startswith(b"554 5.7.1 "), data)
         self.assertIn("reason=not_registered", WORLD.frontend_log())
 
-    def test_ehlo_reply_offers_pipelining_and_no_mpc_line(self):
+    def test_ehlo_reply_offers_the_sites_mpc_line_and_pipelining_added_by_the_gate(self):
         reply = self.session().cmd("EHLO mx.a.test")
-        self.assertIn("250-PIPELINING", reply)
-        self.assertNotIn("MPC", reply)
+        lines = reply.splitlines()
+        self.assertIn("250-MPC DENY=*/optout", lines)
+        self.assertIn("250-PIPELINING", lines)
+        self.assertEqual(reply.count("MPC"), 1)
+        # A refused EHLO gets no keyword at all.
+        refused = self.session().cmd("EHLO other.a.test")
+        self.assertTrue(refused.startswith("504 5.7.1"), refused)
+        self.assertNotIn("MPC", refused)
 
     def test_mail_reply_uses_the_address_status_code(self):
         s = self.session()

@@ -17,7 +17,7 @@ WORLD = None
 # What a front-end's MTA can carry (profile B5). Without the MAIL parameter the MPC
 # travels in the AMTP-MPC header field and is judged at the end of DATA.
 MPC_PARAMETER = {"standalone": True, "haraka": True, "opensmtpd": True, "exim": False}
-MPC_EHLO_LINE = {"standalone": True, "haraka": True, "opensmtpd": False, "exim": False}
+MPC_EHLO_LINE = {"standalone": True, "haraka": True, "opensmtpd": True, "exim": False}
 # Exim cannot add EHLO keywords at all, ENHANCEDSTATUSCODES included (its replies
 # still carry the enhanced codes).
 EHLO_KEYWORDS = {

@@ -173,6 +173,8 @@ int main(int argc, char** argv)
         // smtpd's own timeouts end idle sessions first; this only catches a stuck relay.
         context.idle_timeout = s.limits.command_timeout + s.limits.data_timeout;
         context.log = log_line;
+        if (!policy.advertise.empty())
+            context.ehlo_mpc_line = policy.advertise.ehlo_line();
 
         asio::io_context io;
         std::unique_ptr<DeliveryNotices> notices;

@@ -57,12 +57,15 @@ void Pipeline::server_line(std::string line)
     const bool final_line = has_code && (line.size() < 4 || line[3] != '-');
     if (awaiting_reply_ && verb_ == "EHLO" && first_reply_line_ && line.rfind("250", 0) == 0) {
         // The keyword goes right after the greeting line of a positive EHLO reply.
+        std::string added;
+        for (const auto& keyword : ehlo_keywords_)
+            added += "250-" + keyword + "\r\n";
         if (final_line) {
             // The text after "250 ", or the line end itself after a bare "250".
             const std::string text = line.size() > 3 && line[3] == ' ' ? line.substr(4) : line.substr(3);
-            to_client_ += "250-" + text + "250 PIPELINING\r\n";
+            to_client_ += "250-" + text + added + "250 PIPELINING\r\n";
         } else {
-            to_client_ += line + "250-PIPELINING\r\n";
+            to_client_ += line + added + "250-PIPELINING\r\n";
         }
     } else if (awaiting_reply_ && verb_ == "MAIL" && final_line && line.rfind("250 2.0.0 ", 0) == 0) {
         // smtpd acknowledges MAIL with 2.0.0; RFC 3463's address status 2.1.0 is what

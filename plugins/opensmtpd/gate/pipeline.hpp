@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace amtp::opensmtpd {
 
@@ -37,6 +38,9 @@ public:
     // word of "250 2.0.0 4fbc9b38 Message accepted for delivery") and the number of
     // recipients smtpd accepted for it.
     void hold_acks(bool on) { hold_acks_ = on; }
+    // A keyword line the gate adds to a positive EHLO reply before PIPELINING: the
+    // site's MPC line (profile A, s4.4.2), which smtpd cannot advertise itself.
+    void add_ehlo_keyword(std::string keyword) { ehlo_keywords_.push_back(std::move(keyword)); }
     struct HeldAck {
         std::string message_id;
         unsigned recipients = 0;
@@ -63,6 +67,7 @@ private:
     unsigned accepted_recipients_ = 0;
     std::optional<HeldAck> held_;
     std::string held_line_;
+    std::vector<std::string> ehlo_keywords_;
 };
 
 } // namespace amtp::opensmtpd

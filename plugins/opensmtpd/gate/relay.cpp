@@ -35,6 +35,8 @@ void Relay::start()
     }
     key_ = SessionKey{*address, remote.port()};
     pipeline_.hold_acks(context_.notices != nullptr);
+    if (!context_.ehlo_mpc_line.empty())
+        pipeline_.add_ehlo_keyword(context_.ehlo_mpc_line);
     // A silent peer must not hold a slot through the handshake.
     arm_timer(context_.handshake_timeout);
     client_.async_handshake(asio::ssl::stream_base::server,

@@ -34,6 +34,8 @@ struct RelayContext {
     // Hold smtpd's 250 for a message until it is in the Maildir (null: do not).
     DeliveryNotices* notices = nullptr;
     std::chrono::seconds ack_wait{10};
+    // The policy's <advertise> list as an EHLO keyword line ("MPC DENY=..."); empty: none.
+    std::string ehlo_mpc_line;
     LogSink log;
 };
 

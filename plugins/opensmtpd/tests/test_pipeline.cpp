@@ -42,6 +42,23 @@ TEST_CASE("A single-line EHLO reply also gains PIPELINING; a refused one does no
     CHECK(p.take_for_client() == "504 5.7.1 no\r\n");
 }
 
+TEST_CASE("The site's MPC line is advertised in a positive EHLO reply, before PIPELINING, never in a refusal")
+{
+    Pipeline p;
+    p.add_ehlo_keyword("MPC DENY=*/optout");
+    p.from_server("220 x\r\n");
+    p.from_client("EHLO a\r\n");
+    p.from_server("250-mx Hello\r\n250-8BITMIME\r\n250 SIZE 100\r\n");
+    CHECK(p.take_for_client() ==
+          "220 x\r\n250-mx Hello\r\n250-MPC DENY=*/optout\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100\r\n");
+    p.from_client("EHLO b\r\n");
+    p.from_server("504 5.7.1 no\r\n");
+    CHECK(p.take_for_client() == "504 5.7.1 no\r\n");
+    p.from_client("EHLO c\r\n");
+    p.from_server("250 mx\r\n");
+    CHECK(p.take_for_client() == "250-mx\r\n250-MPC DENY=*/optout\r\n250 PIPELINING\r\n");
+}
+
 TEST_CASE("The end of DATA is a dot line at a line start, split across reads or not")
 {
     Pipeline p;
