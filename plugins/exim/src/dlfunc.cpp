@@ -9,6 +9,7 @@
 #include "amtp/errors.hpp"
 #include "amtp/log.hpp"
 
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -40,10 +41,13 @@ struct ProcessState {
     std::unique_ptr<Resolver> resolver;  // created in the process that uses it, never in the daemon
 };
 
+// Never destroyed: every Exim process that loaded the module would otherwise tear the
+// configuration, trust store and resolver down in its exit handlers, touching (and so
+// copying) pages it shares with the daemon just before the kernel frees them anyway.
 ProcessState& state()
 {
-    static ProcessState s;
-    return s;
+    static ProcessState* const s = std::make_unique<ProcessState>().release();
+    return *s;
 }
 
 // A forked child (Exim forks delivery processes from a reception process) must not
@@ -56,7 +60,13 @@ void forget_resolver_in_child()
 }
 
 struct AtForkRegistration {
-    AtForkRegistration() { pthread_atfork(nullptr, nullptr, forget_resolver_in_child); }
+    AtForkRegistration()
+    {
+        // At dlopen in the daemon, before anything else uses OpenSSL: no atexit cleanup,
+        // for the same reason as state() above (Exim forks a process per connection).
+        OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
+        pthread_atfork(nullptr, nullptr, forget_resolver_in_child);
+    }
 };
 const AtForkRegistration at_fork_registration;
 
