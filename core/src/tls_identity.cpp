@@ -7,6 +7,7 @@
 #include "amtp/errors.hpp"
 #include "amtp/log.hpp"
 #include "amtp/names.hpp"
+#include "verification_cache.hpp"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -461,15 +462,31 @@ struct TrustStore::Impl {
 
     unsigned client_usages() const { return require_client_eku ? usage_client : usage_client | usage_server; }
 
+    // Accepted chains, per store. Not used with CRLs: a CRL has its own expiry, and a
+    // verdict must not outlive the list it was checked against.
+    mutable detail::VerificationCache cache;
+
     IdentityResult verify_with_ca(X509_STORE* store, STACK_OF(X509) * chain, std::time_t now, TrustKind trust,
                                   const std::string& network) const
     {
+        std::optional<std::string> key;
+        if (!check_crl) {
+            key = detail::VerificationCache::key(chain, (trust == TrustKind::public_ca ? "public:" : "private:") +
+                                                            network);
+            if (key)
+                if (auto known = cache.find(*key, now))
+                    return *known;
+        }
         const ChainCheck check = verify_chain(store, chain, now, check_crl);
         if (!check.verified)
             return refusal(check.reason, check.detail);
         if (auto refused = check_purpose(check.verified.get(), sk_X509_num(check.verified.get()), client_usages()))
             return *refused;
-        return accept(sk_X509_value(chain, 0), trust, network);
+        IdentityResult result = accept(sk_X509_value(chain, 0), trust, network);
+        if (key)
+            if (const auto until = detail::earliest_expiry(check.verified.get()))
+                cache.remember(*key, result, now, *until);
+        return result;
     }
 
     // A pinned certificate is its own trust anchor: the fingerprint replaces the chain,

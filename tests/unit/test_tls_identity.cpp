@@ -203,6 +203,47 @@ TEST_CASE("A client certificate with a broken signature is refused with cert_inv
     CHECK(result.detail == "certificate signature failure");
 }
 
+// ---------------------------------------------------------------- remembered verdicts
+
+TEST_CASE("A chain verified once is accepted again with the same identity, and no verdict outlives its dates", "[tls]")
+{
+    const auto store = trust();
+    const auto first = client(*store, "client");
+    REQUIRE_ACCEPTED(first);
+    const auto again = client(*store, "client");
+    REQUIRE_ACCEPTED(again);
+    CHECK(again.identity->names == first.identity->names);
+    CHECK(again.identity->sha256 == first.identity->sha256);
+    CHECK(again.identity->trust == first.identity->trust);
+    // The remembered verdict is for the time it was made onwards, until the chain expires.
+    CHECK_REFUSED(client(*store, "client", ListenerKind::public_network, public_peer, jan_2090 + 1),
+                  Reason::cert_expired);
+    CHECK_REFUSED(client(*store, "client", ListenerKind::public_network, public_peer, jun_2023),
+                  Reason::cert_not_yet_valid);
+    REQUIRE_ACCEPTED(client(*store, "client"));
+}
+
+TEST_CASE("A verdict remembered for the public store is not one for a private listener", "[tls]")
+{
+    TrustOptions options = public_options();
+    options.private_ca_files = {pki_file("private-root.pem")};
+    const auto store = trust(options);
+    REQUIRE_ACCEPTED(client(*store, "client"));
+    CHECK_REFUSED(client(*store, "client", ListenerKind::private_network, customer_peer), Reason::untrusted_issuer);
+    REQUIRE_ACCEPTED(client(*store, "private", ListenerKind::private_network, customer_peer));
+    CHECK_REFUSED(client(*store, "private"), Reason::untrusted_issuer);
+}
+
+TEST_CASE("The remembered verdict of a chain is not given to the same leaf with a tampered chain", "[tls]")
+{
+    const auto store = trust();
+    std::vector<std::string> blobs = der_chain(pki_file("client.chain.pem"));
+    REQUIRE_ACCEPTED(store->verify_client_der(blobs, ListenerKind::public_network, public_peer, now()));
+    blobs[1].back() = static_cast<char>(blobs[1].back() ^ 0x01);  // the intermediate's signature
+    CHECK_REFUSED(store->verify_client_der(blobs, ListenerKind::public_network, public_peer, now()),
+                  Reason::cert_invalid);
+}
+
 // ---------------------------------------------------------------- revocation
 
 TEST_CASE("A revoked client certificate is refused with cert_revoked", "[tls]")
