@@ -14,6 +14,7 @@ Hosts (each its own loopback address, with its own PTR record or lack of one):
 
 import argparse
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,10 +28,42 @@ import unittest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+_HANDED_OUT = set()
+
+
+def _listener_port_range():
+    """Ports outside the kernel's ephemeral range: a port the kernel may give to any
+    client socket (parallel suites connect from the same 127.0.0.x addresses) could be
+    taken between the moment a test picks it and the moment its server binds it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    if low > 11000:
+        return 10000, low - 1
+    if high < 64000:
+        return high + 1, 65000
+    return 10000, 65000
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port for a test's listener: outside the ephemeral range, random (so that suites
+    running in parallel do not pick the same one), never handed out twice by this
+    process, and free on every address when picked."""
+    low, high = _listener_port_range()
+    for _ in range(500):
+        port = random.randint(low, high)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port in %d-%d" % (low, high))
 
 
 def wait_for_port(host, port, proc, seconds=20.0):
