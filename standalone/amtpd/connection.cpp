@@ -32,9 +32,7 @@ void Connection::on_handshake(const net::TlsSocket::Result& result)
         if (server_.log())
             server_.log()(LogLine("tls").kv("session", session_.id()).kv("peer", peer_.str())
                               .kv("result", "fail").kv("reason", "tls_handshake")
-                              .kv("detail", result.kind == net::TlsSocket::Result::Kind::eof ? "peer closed"
-                                                                                               : result.detail)
-                              .str());
+                              .kv("detail", result.what()).str());
         finish("handshake failed");
         return;
     }
@@ -92,7 +90,7 @@ void Connection::read()
                                                              const net::TlsSocket::Result& r, std::size_t n) {
         self->reading_ = false;
         if (!r) {
-            self->finish(r.kind == net::TlsSocket::Result::Kind::eof ? "peer closed" : r.detail);
+            self->finish(r.what());
             return;
         }
         self->session_.receive(std::string_view(self->buffer_.data(), n));
@@ -114,7 +112,7 @@ void Connection::write()
     tls_.async_write(writing_buffer_, [self = shared_from_this()](const net::TlsSocket::Result& r) {
         self->writing_ = false;
         if (!r) {
-            self->finish(r.kind == net::TlsSocket::Result::Kind::eof ? "peer closed" : r.detail);
+            self->finish(r.what());
             return;
         }
         self->write();

@@ -33,9 +33,4 @@ void HeapTrimmer::arm()
     });
 }
 
-void HeapTrimmer::cancel()
-{
-    timer_.cancel();
-}
-
 } // namespace amtp::amtpd

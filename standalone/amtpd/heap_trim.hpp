@@ -18,7 +18,6 @@ public:
     // A connection began, finished its handshake or ended: trim `delay` later, and
     // again a `delay` after that while activity goes on (at most one trim per delay).
     void activity();
-    void cancel();
 
 private:
     void arm();

@@ -1,7 +1,7 @@
 // amtpd's event loop: one Boost.Asio io_context, no thread per connection. Listeners
 // accept, each connection runs a core ServerSession over an OpenSSL stream, DNS runs
 // through the core's libunbound resolver on the same loop, and storage (which blocks
-// on fsync) runs on a small thread pool whose results are posted back to the loop.
+// on fsync) runs on a thread pool whose results are posted back to the loop.
 #pragma once
 
 #include "amtpd/heap_trim.hpp"

@@ -23,6 +23,8 @@ public:
         enum class Kind { ok, eof, error } kind = Kind::ok;
         std::string detail;
         explicit operator bool() const { return kind == Kind::ok; }
+        // For logs: why the connection ended.
+        std::string what() const { return kind == Kind::eof ? "peer closed" : detail; }
     };
     using Handler = std::function<void(const Result&)>;
     using ReadHandler = std::function<void(const Result&, std::size_t)>;
