@@ -50,14 +50,8 @@ EngineConfig engine_config()
         "<amtp-policy><advertise><deny mpc=\"*/optout\"/></advertise>"
         "<recipient address=\"nocom@b.test\"><deny mpc=\"com/*\"/></recipient></amtp-policy>",
         "fuzz.xml"));
-    EngineConfig c;
-    auto pub = make_server_config(s, policy, ListenerKind::public_network);
-    auto priv = make_server_config(s, policy, ListenerKind::private_network);
-    // As amtp-opensmtpd-filter configures it (filter/main.cpp).
-    pub.accept_header_carrier = priv.accept_header_carrier = true;
-    pub.starttls = priv.starttls = false;
-    c.public_config = std::make_shared<const ServerConfig>(std::move(pub));
-    c.private_config = std::make_shared<const ServerConfig>(std::move(priv));
+    // As amtp-opensmtpd-filter configures it, but no wait for a registration.
+    EngineConfig c = make_engine_config(s, std::move(policy));
     c.registration_wait = std::chrono::milliseconds(0);
     return c;
 }

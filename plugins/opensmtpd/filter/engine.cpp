@@ -27,6 +27,22 @@ struct Engine::Session {
     std::optional<Reply> commit_refusal; // the end-of-data verdict, if negative
 };
 
+EngineConfig make_engine_config(const Settings& settings, std::shared_ptr<const Policy> policy)
+{
+    EngineConfig c;
+    auto pub = make_server_config(settings, policy, ListenerKind::public_network);
+    auto priv = make_server_config(settings, policy, ListenerKind::private_network);
+    // Profile B5: MPC= is taken on MAIL (the filter strips it for smtpd); a client
+    // that fell back to the AMTP-MPC header carrier is served too.
+    pub.accept_header_carrier = priv.accept_header_carrier = true;
+    // smtpd speaks SMTP in plaintext behind the gate: the shadow never does STARTTLS.
+    pub.starttls = priv.starttls = false;
+    c.public_config = std::make_shared<const ServerConfig>(std::move(pub));
+    c.private_config = std::make_shared<const ServerConfig>(std::move(priv));
+    c.forward_confirm = settings.dns.forward_confirm;
+    return c;
+}
+
 namespace {
 
 Reply unregistered_reply()

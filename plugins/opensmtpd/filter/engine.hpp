@@ -37,6 +37,11 @@ struct EngineConfig {
     std::chrono::milliseconds registration_wait{3000};
 };
 
+// The engine's configuration from the site's settings and policy, as the filter runs:
+// the shadow sessions take MPC= on MAIL and the AMTP-MPC header carrier (profile B5),
+// and never STARTTLS (smtpd speaks plaintext behind the gate).
+EngineConfig make_engine_config(const Settings& settings, std::shared_ptr<const Policy> policy);
+
 class Engine {
 public:
     using Clock = std::chrono::steady_clock;

@@ -115,20 +115,8 @@ private:
 EngineConfig engine_config(const SharedConfig& shared)
 {
     const Settings s = load_settings_string(shared.ini_text, shared.ini_path);
-    auto policy = std::make_shared<const Policy>(
-        shared.policy_text.empty() ? Policy{} : Policy::load_string(shared.policy_text, shared.policy_path));
-    EngineConfig c;
-    auto pub = make_server_config(s, policy, ListenerKind::public_network);
-    auto priv = make_server_config(s, policy, ListenerKind::private_network);
-    // Profile B5: MPC= is taken on MAIL (the filter strips it for smtpd); a client
-    // that fell back to the AMTP-MPC header carrier is served too.
-    pub.accept_header_carrier = priv.accept_header_carrier = true;
-    // smtpd speaks SMTP in plaintext behind the gate: the shadow never does STARTTLS.
-    pub.starttls = priv.starttls = false;
-    c.public_config = std::make_shared<const ServerConfig>(std::move(pub));
-    c.private_config = std::make_shared<const ServerConfig>(std::move(priv));
-    c.forward_confirm = s.dns.forward_confirm;
-    return c;
+    return make_engine_config(s, std::make_shared<const Policy>(
+        shared.policy_text.empty() ? Policy{} : Policy::load_string(shared.policy_text, shared.policy_path)));
 }
 
 } // namespace
