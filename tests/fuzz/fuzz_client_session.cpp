@@ -77,16 +77,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     };
 
     check();
-    fuzz::Rng rng(chunk_seed * 2654435761u + 1);
+    fuzz::Chunker chunker(chunk_seed);
     while (!in.empty()) {
-        std::string_view chunk;
-        if (chunk_seed == 0) {
-            const auto before = in.size();
-            const auto line = in.line();
-            chunk = std::string_view(line.data(), before - in.size());
-        } else {
-            chunk = in.take(1 + rng.next() % 64);
-        }
+        const std::string_view chunk = chunker.next(in);
         fuzz::trace("< ", chunk);
         session.receive(chunk);
         check();

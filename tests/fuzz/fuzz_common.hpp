@@ -82,6 +82,26 @@ private:
     std::uint32_t state_;
 };
 
+// Cuts the peer's byte stream into reads as a host would see them: whole lines (their
+// line end included) when the seed is 0, the way most hosts read; otherwise 1-64 bytes
+// at a time, the sizes drawn from the seed.
+class Chunker {
+public:
+    explicit Chunker(std::uint8_t seed) : whole_lines_(seed == 0), rng_(seed * 2654435761u + 1) {}
+    std::string_view next(Input& in)
+    {
+        if (!whole_lines_)
+            return in.take(1 + rng_.next() % 64);
+        const auto before = in.size();
+        const auto line = in.line();
+        return std::string_view(line.data(), before - in.size());
+    }
+
+private:
+    bool whole_lines_;
+    Rng rng_;
+};
+
 // AMTP_FUZZ_VERBOSE=1 in the environment: the targets that run a dialogue print it to
 // stderr ("< " what they were fed, "> " what came out), for writing seeds.
 inline bool verbose()

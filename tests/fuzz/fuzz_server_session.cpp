@@ -197,18 +197,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     session.start(flags & 2 ? std::nullopt : std::optional<TlsInfo>(make_tls(flags & 8)), 1800000000);
     pump();
 
-    fuzz::Rng rng(chunk_seed * 2654435761u + 1);
+    fuzz::Chunker chunker(chunk_seed);
     unsigned chunks = 0;
     while (!in.empty()) {
-        std::string_view chunk;
-        if (chunk_seed == 0) {
-            // Whole lines, the way most hosts read.
-            const auto before = in.size();
-            const auto line = in.line();
-            chunk = std::string_view(line.data(), before - in.size());
-        } else {
-            chunk = in.take(1 + rng.next() % 64);
-        }
+        const std::string_view chunk = chunker.next(in);
         // Bytes that arrive after the session asked to close are fed too (a host may
         // have read them with the QUIT): they must produce nothing.
         fuzz::trace("< ", chunk);

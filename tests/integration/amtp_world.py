@@ -66,6 +66,21 @@ def free_port():
     raise RuntimeError("no free port in %d-%d" % (low, high))
 
 
+# What a front-end's MTA can carry (profile B5). Without the MAIL parameter the MPC
+# travels in the AMTP-MPC header field and is judged at the end of DATA.
+MPC_PARAMETER = {"standalone": True, "haraka": True, "opensmtpd": True, "exim": False}
+
+
+def mail_line(sender="alice@a.test", mpc="per/individual"):
+    """MAIL as the front-end under test takes it: with MPC= or, on a header-carrier
+    front-end, without it (data_prefix then supplies the AMTP-MPC field)."""
+    return "MAIL FROM:<%s>%s" % (sender, " MPC=" + mpc if MPC_PARAMETER[ARGS.frontend] else "")
+
+
+def data_prefix(mpc="per/individual"):
+    return "" if MPC_PARAMETER[ARGS.frontend] else "AMTP-MPC: %s\r\n" % mpc
+
+
 def wait_for_port(host, port, proc, seconds=20.0):
     deadline = time.time() + seconds
     while time.time() < deadline:

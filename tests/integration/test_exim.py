@@ -183,16 +183,12 @@ class EximAsClient(unittest.TestCase):
     MPC by the header carrier. The receiving AMTP server is the world's Exim, or a.test's
     own amtpd, which takes the header carrier too (listen.header-carrier)."""
 
-    def exim_client(self, name, policy_xml):
-        client = EximClient(WORLD, name, policy_xml)
-        return client.exim, client.conf, client.work
+    POLICY = '<amtp-policy><sender address="alice@a.test" mpc="per/individual"/></amtp-policy>\n'
 
     def test_exim_delivers_by_srv_and_the_header_carrier(self):
-        exim, conf, work = self.exim_client("a-exim", '<amtp-policy><sender address="alice@a.test" '
-                                            'mpc="per/individual"/></amtp-policy>\n')
-        r = subprocess.run([exim, "-C", conf, "-odf", "-f", "alice@a.test", "hank@b.test"],
-                           input=b"Subject: from exim\n\nHello Hank.\n", capture_output=True, timeout=120)
-        log = read(os.path.join(work, "log", "mainlog"))
+        exim = EximClient(WORLD, "a-exim", self.POLICY)
+        r = exim.send("alice@a.test", ["hank@b.test"], b"Subject: from exim\n\nHello Hank.\n")
+        log = exim.log()
         self.assertEqual(r.returncode, 0, r.stderr.decode() + log)
         messages = wait_delivered("hank")
         self.assertEqual(len(messages), 1, log)
@@ -206,11 +202,9 @@ class EximAsClient(unittest.TestCase):
     def test_exim_delivers_to_amtpd_by_the_header_carrier(self):
         if not hasattr(WORLD, "maildir_a"):
             WORLD.start_peer_a()
-        exim, conf, work = self.exim_client("a-exim3", '<amtp-policy><sender address="alice@a.test" '
-                                            'mpc="per/individual"/></amtp-policy>\n')
-        r = subprocess.run([exim, "-C", conf, "-odf", "-f", "alice@a.test", "ivy@a.test"],
-                           input=b"Subject: exim to amtpd\n\nHello Ivy.\n", capture_output=True, timeout=120)
-        log = read(os.path.join(work, "log", "mainlog"))
+        exim = EximClient(WORLD, "a-exim3", self.POLICY)
+        r = exim.send("alice@a.test", ["ivy@a.test"], b"Subject: exim to amtpd\n\nHello Ivy.\n")
+        log = exim.log()
         self.assertEqual(r.returncode, 0, r.stderr.decode() + log)
         messages = WORLD.wait_delivered("ivy", 1, domain="a.test", root=WORLD.maildir_a)
         self.assertEqual(len(messages), 1, log + WORLD.peer_log())
@@ -221,11 +215,9 @@ class EximAsClient(unittest.TestCase):
         self.assertIn("Hello Ivy.", m)
 
     def test_a_domain_without_srv_record_bounces_without_fallback(self):
-        exim, conf, work = self.exim_client("a-exim2", '<amtp-policy><sender address="alice@a.test" '
-                                            'mpc="per/individual"/></amtp-policy>\n')
-        subprocess.run([exim, "-C", conf, "-odf", "-f", "alice@a.test", "carl@c.test"],
-                       input=b"Subject: x\n\nx\n", capture_output=True, timeout=120)
-        log = read(os.path.join(work, "log", "mainlog"))
+        exim = EximClient(WORLD, "a-exim2", self.POLICY)
+        exim.send("alice@a.test", ["carl@c.test"], b"Subject: x\n\nx\n")
+        log = exim.log()
         self.assertIn("reason=srv_missing", log)
         self.assertIn("** carl@c.test", log)
 

@@ -21,7 +21,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from amtp_world import close_world, main, open_world  # noqa: E402
+from amtp_world import close_world, data_prefix, mail_line, main, open_world  # noqa: E402
 
 WORLD = None
 
@@ -75,12 +75,10 @@ class Soak(unittest.TestCase):
                 s = WORLD.session()
                 try:
                     s.cmd("EHLO mx.a.test")
-                    s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual" if WORLD.frontend != "exim"
-                          else "MAIL FROM:<alice@a.test>")
+                    s.cmd(mail_line())
                     s.cmd("RCPT TO:<soak@b.test>")
                     s.cmd("DATA")
-                    carrier = "AMTP-MPC: per/individual\r\n" if WORLD.frontend == "exim" else ""
-                    reply = s.cmd("%sSubject: %s\r\n\r\n%s\r\n." % (carrier, tag, tag))
+                    reply = s.cmd("%sSubject: %s\r\n\r\n%s\r\n." % (data_prefix(), tag, tag))
                     s.cmd("QUIT")
                 finally:
                     s.close()

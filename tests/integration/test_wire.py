@@ -11,12 +11,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import amtp_world  # noqa: E402
-from amtp_world import close_world, main, open_world  # noqa: E402
+from amtp_world import MPC_PARAMETER, close_world, data_prefix, mail_line, main, open_world  # noqa: E402
 
 WORLD = None
-# What a front-end's MTA can carry (profile B5). Without the MAIL parameter the MPC
-# travels in the AMTP-MPC header field and is judged at the end of DATA.
-MPC_PARAMETER = {"standalone": True, "haraka": True, "opensmtpd": True, "exim": False}
 MPC_EHLO_LINE = {"standalone": True, "haraka": True, "opensmtpd": True, "exim": False}
 # Exim cannot add EHLO keywords at all, ENHANCEDSTATUSCODES included (its replies
 # still carry the enhanced codes).
@@ -31,16 +28,6 @@ EX_OK, EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL, EX_CONFIG = 0, 65, 69, 75, 78
 
 def ARGS_FRONTEND():
     return amtp_world.ARGS.frontend
-
-
-def mail_line(sender="alice@a.test", mpc="per/individual"):
-    """MAIL as the front-end takes it: with MPC= or, on a header-carrier front-end,
-    without it (data_prefix then supplies the AMTP-MPC field)."""
-    return "MAIL FROM:<%s>%s" % (sender, " MPC=" + mpc if MPC_PARAMETER[ARGS_FRONTEND()] else "")
-
-
-def data_prefix(mpc="per/individual"):
-    return "" if MPC_PARAMETER[ARGS_FRONTEND()] else "AMTP-MPC: %s\r\n" % mpc
 
 
 def joined(reply):
