@@ -196,12 +196,8 @@ int main(int argc, char** argv)
         raise_descriptor_limit(runtime->settings);
         boost::asio::io_context io;
         amtpd::Server server(io, runtime, log_to_stderr);
-        server.listen();
-        {
-            std::ofstream pid(pid_file(runtime->settings), std::ios::trunc);
-            pid << ::getpid() << "\n";
-        }
-        drop_privileges(runtime->settings);
+        // Signals are taken over before the listeners open: a SIGHUP or SIGTERM sent as
+        // soon as the port answers must reach its handler, not the default action.
         boost::asio::signal_set stop_signals(io, SIGTERM, SIGINT);
         stop_signals.async_wait([&](const boost::system::error_code& ec, int) {
             if (!ec)
@@ -231,6 +227,12 @@ int main(int argc, char** argv)
             });
         };
         wait_reload();
+        server.listen();
+        {
+            std::ofstream pid(pid_file(runtime->settings), std::ios::trunc);
+            pid << ::getpid() << "\n";
+        }
+        drop_privileges(runtime->settings);
         log_to_stderr(LogLine("start").kv("hostname", runtime->settings.hostname).kv("config", file).str());
         io.run();
         log_to_stderr(LogLine("exit").str());
