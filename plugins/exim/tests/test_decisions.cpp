@@ -8,6 +8,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 
@@ -20,7 +22,9 @@ namespace {
 
 std::string write_file(const std::string& name, const std::string& text)
 {
-    const std::string dir = std::string(AMTP_TEST_WORK_DIR) + "/exim-unit";
+    // One directory per process: ctest runs each test case as its own process, in
+    // parallel, and one must not truncate the files another is reading.
+    const std::string dir = std::string(AMTP_TEST_WORK_DIR) + "/exim-unit-" + std::to_string(::getpid());
     (void)std::system(("mkdir -p '" + dir + "'").c_str());
     const std::string path = dir + "/" + name;
     std::ofstream(path) << text;
