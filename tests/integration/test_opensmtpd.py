@@ -327,6 +327,34 @@ class Privileges(Base):
         self.assertEqual(status_field(gate, "Groups"), [])
 
 
+class Signals(Base):
+    def test_sigterm_as_soon_as_the_socket_exists_removes_it(self):
+        # The gate takes over SIGTERM before it binds anything: a stop signal sent the
+        # moment its registration socket appears ends it cleanly, socket removed.
+        with open(WORLD.config) as f:
+            ini = f.read()
+        ini = ini.replace("public = 127.0.0.3:%d" % WORLD.public_port, "public = 127.0.0.3:%d" % amtp_world.free_port())
+        ini = ini.replace("private = 127.0.0.3:%d" % WORLD.private_port,
+                          "private = 127.0.0.3:%d" % amtp_world.free_port())
+        config = WORLD.write("signals.ini", ini)
+        work = os.path.join(WORLD.dir, "signals")
+        os.makedirs(work)
+        user = pwd.getpwnam("amtpgate")
+        os.chown(work, user.pw_uid, user.pw_gid)
+        sock = os.path.join(work, "gate.sock")
+        for attempt in range(3):
+            gate = subprocess.Popen([os.path.join(WORLD.bin, "amtp-opensmtpd-gate"), "-c", config, "--smtpd",
+                                     "127.0.0.1:%d" % SMTPD_PORT, "--socket", sock],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 20
+            while not os.path.exists(sock) and gate.poll() is None and time.time() < deadline:
+                pass
+            gate.send_signal(signal.SIGTERM)
+            status = gate.wait(timeout=20)
+            self.assertEqual(status, 0, "attempt %d: the gate ended by the signal's default action" % attempt)
+            self.assertFalse(os.path.exists(sock), "attempt %d: the registration socket was left behind" % attempt)
+
+
 class Hijack(Base):
     def test_no_identity_hijack_through_smtpds_proxy_listener(self):
         # A local process learns a real client's address and port (/proc/net/tcp) and
