@@ -21,7 +21,9 @@ namespace amtp::opensmtpd {
 class Pipeline {
 public:
     static constexpr std::size_t max_command_line = 4096;  // RFC 5321 asks for 512; be lenient
-    static constexpr std::size_t data_chunk = 16384;        // a longer partial data line is passed on
+    // A partial line longer than this is passed on as it is (DATA content, or a reply
+    // line of smtpd's): below Flow::cap, so that a long line never stops the reading.
+    static constexpr std::size_t data_chunk = 4096;
 
     void from_client(std::string_view bytes);
     void from_server(std::string_view bytes);
@@ -101,5 +103,8 @@ struct Flow {
     // every reply: input that only queues more output is no sign of a live peer.
     bool client_input_is_activity() const { return client_unsent == 0; }
 };
+// What the pipeline may hold without a line end must fit under the cap, or a side
+// would stop being read while the pipeline waits for more of it.
+static_assert(Pipeline::data_chunk < Flow::cap && Pipeline::max_command_line + 2 < Flow::cap);
 
 } // namespace amtp::opensmtpd

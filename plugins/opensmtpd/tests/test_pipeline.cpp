@@ -146,3 +146,21 @@ TEST_CASE("Backpressure: a client flooding NOOP without reading stops being read
     CHECK(idle.read_client());
     CHECK(idle.client_input_is_activity());
 }
+
+TEST_CASE("Backpressure: a long DATA line or reply line without its end is passed on, so reading goes on")
+{
+    Pipeline p;
+    p.from_server("220 mx\r\n");
+    p.from_client("DATA\r\n");
+    p.from_server("354 go\r\n");
+    (void)p.take_for_server();
+    p.from_client(std::string(6000, 'x'));  // more than data_chunk, no line end yet
+    CHECK(p.take_for_server().size() == 6000);
+    Flow f;
+    f.client_backlog = p.client_backlog();
+    CHECK(f.read_client());
+    p.from_client("\r\n.\r\n");
+    CHECK(p.take_for_server() == "\r\n.\r\n");
+    p.from_server(std::string(6000, 'y'));  // a reply line without its end
+    CHECK(p.server_backlog() < Flow::cap);
+}
