@@ -135,6 +135,21 @@ def closed_at_once(sock, seconds=5):
     return False
 
 
+def wait_gate_idle(seconds=15):
+    """Until the gate holds no client connection on its public port (none established,
+    none closed by the client but not yet by the gate)."""
+    port = "%04X" % WORLD.public_port
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        with open("/proc/net/tcp") as f:
+            busy = [l for l in f.read().splitlines()[1:]
+                    if l.split()[1].endswith(":" + port) and l.split()[3] in ("01", "08")]
+        if not busy:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the gate still holds %d connections" % len(busy))
+
+
 class PortSession(amtp_world.WireSession):
     """A session from a chosen source port (the key the gate registers)."""
 
@@ -247,6 +262,7 @@ class Limits(Base):
         return s
 
     def test_connections_past_the_limits_cost_no_tls_handshake(self):
+        wait_gate_idle()
         # limits.max-connections-per-ip: the next one from that address is closed before
         # any TLS byte (the admitted ones wait for their ClientHello).
         held = [self.open_raw("127.0.0.50") for _ in range(MAX_PER_IP)]
@@ -257,16 +273,14 @@ class Limits(Base):
         # Another address is still admitted, and one closed slot admits the first again.
         other = self.open_raw("127.0.0.51")
         self.assertFalse(closed_at_once(other))
-        held.pop().close()
-        time.sleep(0.5)
+        for h in held + [other]:
+            h.close()
+        wait_gate_idle()
         s = PortSession("127.0.0.50", 0)  # a TLS handshake and smtpd's greeting
         self.addCleanup(s.close)
         self.assertTrue(s.greeting.startswith("220 "), s.greeting)
         s.close()
-        other.close()
-        for h in held:
-            h.close()
-        time.sleep(0.5)
+        wait_gate_idle()
         # limits.max-connections: counted over every address.
         held = [self.open_raw("127.0.0.%d" % (60 + i // 2)) for i in range(MAX_CONNECTIONS)]
         for h in held:
@@ -275,7 +289,7 @@ class Limits(Base):
         self.assertRegex(WORLD.frontend_log(), r"(?m)reason=too_many_connections limit=max-connections$")
         for h in held:
             h.close()
-        time.sleep(0.5)
+        wait_gate_idle()
         self.assertReply(self.session().cmd("EHLO mx.a.test"), "250")
 
     def test_accept_failing_with_emfile_backs_off(self):
