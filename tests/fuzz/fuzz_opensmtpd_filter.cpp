@@ -64,6 +64,7 @@ GateMessage registration(bool refused)
     m.record.listener = ListenerKind::private_network;
     m.record.tls.version = "TLSv1.3";
     m.record.tls.cipher = "TLS_AES_256_GCM_SHA384";
+    m.record.token = "00112233445566778899aabbccddeeff";
     if (refused) {
         m.record.tls.identity.reason = Reason::cert_expired;
     } else {

@@ -1,6 +1,9 @@
 #include "common/registration.hpp"
 
+#include <openssl/rand.h>
+
 #include <charconv>
+#include <stdexcept>
 #include <vector>
 
 namespace amtp::opensmtpd {
@@ -81,7 +84,7 @@ const char* trust_name(TrustKind t)
     return "public";
 }
 
-constexpr std::size_t record_fields = 17;
+constexpr std::size_t record_fields = 18;
 
 } // namespace
 
@@ -143,6 +146,7 @@ std::string encode_registration(const Registration& r)
         std::to_string(static_cast<long long>(i.not_after)),
         names,
         id.detail,
+        r.token,
     };
     std::string line;
     for (const auto& f : fields)
@@ -216,6 +220,7 @@ std::optional<GateMessage> decode_gate_line(std::string_view line)
     r.tls.version = f[5];
     r.tls.cipher = f[6];
     r.tls.identity.detail = f[16];
+    r.token = f[17];
     if (*reason != Reason::none) {
         r.tls.identity.reason = *reason;
         return m;
@@ -245,6 +250,35 @@ std::optional<GateMessage> decode_gate_line(std::string_view line)
             i.names.emplace_back(n);
     r.tls.identity.identity = std::move(i);
     return m;
+}
+
+std::string gate_token_line(std::string_view token)
+{
+    return std::string(gate_token_verb) + " " + std::string(token) + "\r\n";
+}
+
+std::optional<std::string> gate_token_of(std::string_view command)
+{
+    while (!command.empty() && (command.back() == '\r' || command.back() == '\n'))
+        command.remove_suffix(1);
+    if (command.size() <= gate_token_verb.size() + 1 || command.substr(0, gate_token_verb.size()) != gate_token_verb ||
+        command[gate_token_verb.size()] != ' ')
+        return std::nullopt;
+    return std::string(command.substr(gate_token_verb.size() + 1));
+}
+
+std::string new_gate_token()
+{
+    unsigned char bytes[16];
+    if (RAND_bytes(bytes, sizeof bytes) != 1)
+        throw std::runtime_error("no random bytes for a session token");
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string token;
+    for (unsigned char b : bytes) {
+        token += hex[b >> 4];
+        token += hex[b & 0xfu];
+    }
+    return token;
 }
 
 } // namespace amtp::opensmtpd

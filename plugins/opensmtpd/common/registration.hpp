@@ -36,7 +36,21 @@ struct Registration {
     SessionKey key;
     ListenerKind listener = ListenerKind::public_network;
     TlsInfo tls;
+    // A secret of this session, which only the gate knows: it sends it to smtpd as
+    // the first line of its own connection (gate_token_line), and only the session
+    // that shows it gets the identity. The key alone is public (/proc/net/tcp): a
+    // local process could send smtpd a PROXY header naming it.
+    std::string token;
 };
+
+// The verb of the gate's token line. smtpd answers it "500 5.5.1 Command
+// unrecognized" (the gate swallows that) but reports the line to the filter first.
+inline constexpr std::string_view gate_token_verb = "X-AMTP-GATE";
+std::string gate_token_line(std::string_view token);
+// The token of a reported command line, if it is the gate's token line.
+std::optional<std::string> gate_token_of(std::string_view command);
+// A new token: 128 bits from OpenSSL's random generator, as hex.
+std::string new_gate_token();
 
 // "R\t..." for a registration, "U\t..." when the gate's session is over.
 std::string encode_registration(const Registration& r);

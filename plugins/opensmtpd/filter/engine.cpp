@@ -12,7 +12,8 @@ namespace amtp::opensmtpd {
 struct Engine::Session {
     std::string id;
     std::optional<SessionKey> key;
-    std::optional<Registration> registration;
+    std::optional<Registration> registration;   // claimed with the gate's token
+    bool admitted = false;                       // the connect phase let it in
     std::unique_ptr<ServerSession> shadow;
     // A phase request waiting: for the registration (connect) or the shadow's reply
     // (EHLO waits for DNS).
@@ -184,7 +185,7 @@ void Engine::configure(EngineConfig config, Resolver& resolver)
     resolver_ = &resolver;
     // Sessions that waited for the configuration can start now.
     for (auto& [id, s] : sessions_)
-        if (s->pending_phase == "connect" && s->registration)
+        if (s->pending_phase == "connect")
             attach(*s);
 }
 
@@ -277,7 +278,13 @@ void Engine::handle(const ReportEvent& e)
     }
     if (e.event == "protocol-client") {
         auto it = sessions_.find(e.session);
-        if (it != sessions_.end() && it->second->shadow)
+        if (it == sessions_.end())
+            return;
+        if (auto token = gate_token_of(e.rest)) {
+            claim(*it->second, *token); // the gate's own line: never the client's command
+            return;
+        }
+        if (it->second->shadow)
             feed(*it->second, e.rest);
     }
 }
@@ -299,7 +306,7 @@ void Engine::handle(const FilterEvent& e)
 void Engine::on_request(Session& s, const FilterEvent& e)
 {
     if (e.phase == "connect") {
-        if (s.shadow) {
+        if (s.shadow || s.admitted) {
             emit(proceed(s.id, e.token));
             return;
         }
@@ -310,7 +317,10 @@ void Engine::on_request(Session& s, const FilterEvent& e)
         return;
     }
     if (!s.shadow) {
-        // Not registered (the connect phase refused it) or no connect phase seen.
+        // The gate's token was not shown (a connection the gate did not make), or no
+        // connect phase was seen: no identity, nothing allowed.
+        log(LogLine(e.phase).kv("session", s.id).kv("peer", s.key ? s.key->str() : "unknown")
+                .kv("result", "fail").kv("reason", "not_registered").kv("why", "no_gate_token"));
         emit(disconnect(s.id, e.token, unregistered_reply()));
         return;
     }
@@ -350,20 +360,43 @@ void Engine::answer(Session& s, const std::string& phase, const std::string& tok
 
 void Engine::attach(Session& s)
 {
-    if (!s.registration && s.key) {
-        auto it = unclaimed_.find(*s.key);
-        if (it != unclaimed_.end()) {
-            // One registration serves one session.
-            s.registration = std::move(it->second);
-            unclaimed_.erase(it);
-        }
-    }
-    if (!s.registration || !configured() || s.pending_phase != "connect")
+    // The connect phase only checks that the gate registered this address and port;
+    // the identity goes to the session that shows the registration's token (claim).
+    if (!s.key || !unclaimed_.count(*s.key) || !configured() || s.pending_phase != "connect")
         return;
-    start_shadow(s);
+    s.admitted = true;
     const std::string token = std::exchange(s.pending_token, std::string{});
     s.pending_phase.clear();
     emit(proceed(s.id, token));
+}
+
+namespace {
+bool same_secret(std::string_view a, std::string_view b)
+{
+    if (a.size() != b.size())
+        return false;
+    unsigned char diff = 0;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+    return diff == 0;
+}
+} // namespace
+
+void Engine::claim(Session& s, std::string_view token)
+{
+    if (s.shadow)
+        return;
+    auto it = s.key ? unclaimed_.find(*s.key) : unclaimed_.end();
+    if (it == unclaimed_.end() || it->second.token.empty() || !same_secret(it->second.token, token) ||
+        !configured()) {
+        log(LogLine("claim").kv("session", s.id).kv("peer", s.key ? s.key->str() : "unknown")
+                .kv("result", "fail").kv("reason", "not_registered").kv("why", "token_mismatch"));
+        return;
+    }
+    // One registration serves one session.
+    s.registration = std::move(it->second);
+    unclaimed_.erase(it);
+    start_shadow(s);
 }
 
 void Engine::start_shadow(Session& s)
@@ -481,10 +514,8 @@ void Engine::on_gate(const GateMessage& m)
     }
     unclaimed_[m.record.key] = m.record;
     for (auto& [id, s] : sessions_)
-        if (s->pending_phase == "connect" && s->key && *s->key == m.record.key) {
+        if (s->pending_phase == "connect" && s->key && *s->key == m.record.key)
             attach(*s);
-            break;
-        }
 }
 
 void Engine::tick(Clock::time_point now)

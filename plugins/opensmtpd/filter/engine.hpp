@@ -4,6 +4,8 @@
 // follows is answered with the shadow's verdict, so replies are amtpd's to the letter.
 // The identity comes from the gate's registration; DNS from the core's resolver.
 //   connect   : the gate must have registered the session, else it is refused
+//   (token)   : the gate's first line on its connection carries the registration's
+//               secret token; only the session that shows it gets the identity
 //   helo/ehlo : 504 5.5.1 / certificate and PTR binding (504 5.7.1, 451 4.4.3)
 //   mail-from : MPC= checked, then the command rewritten without it for smtpd
 //   rcpt-to   : relay and per-recipient rules
@@ -75,6 +77,7 @@ private:
     void on_request(Session& s, const FilterEvent& e);
     void on_data_line(Session& s, const FilterEvent& e);
     void attach(Session& s);
+    void claim(Session& s, std::string_view token);
     void start_shadow(Session& s);
     void feed(Session& s, std::string_view command);
     void drain(Session& s);

@@ -3,6 +3,7 @@
 // the identity decided by the core's TrustStore and registered with the filter, the
 // plaintext session relayed to smtpd's loopback proxy-v2 listener. Foreground, logs
 // one key=value line per decision to stderr, SIGTERM/SIGINT stop it.
+#include "gate/limits.hpp"
 #include "gate/registry.hpp"
 #include "gate/relay.hpp"
 
@@ -15,9 +16,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/program_options.hpp>
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/resource.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <ctime>
@@ -56,12 +62,51 @@ std::string read_file(const std::string& path)
     return text.str();
 }
 
+// Each relayed session holds two descriptors (the client's and smtpd's): a default
+// soft limit of 1024 would make accept() fail long before limits.max-connections.
+// Raise the soft limit to the hard one, and say when even that is too small.
+void raise_descriptor_limit(const Settings& s)
+{
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+        ::getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    const rlim_t wanted = 2 * static_cast<rlim_t>(s.limits.max_connections) + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < wanted)
+        log_line(LogLine("warning").kv("descriptors", std::to_string(rl.rlim_cur))
+                     .kv("max-connections", std::to_string(s.limits.max_connections))
+                     .kv("detail", "the descriptor limit is below 2 x limits.max-connections; raise it (ulimit -n)")
+                     .str());
+}
+
+// After the listeners and sockets are bound, the gate needs no privilege: it only
+// relays bytes. Root's part ends here (as amtpd's does).
+void drop_privileges(const std::string& user)
+{
+    if (::geteuid() != 0)
+        return;
+    const passwd* pw = ::getpwnam(user.c_str());
+    if (!pw)
+        throw ConfigError("--user: no such user " + user + " (plugins/opensmtpd/install-deps creates it)");
+    if (pw->pw_uid == 0)
+        throw ConfigError("--user: " + user + " is root");
+    if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
+        throw ConfigError("--user: cannot switch to " + user);
+    if (::setuid(0) == 0)
+        throw ConfigError("--user: root could be regained after switching to " + user);
+}
+
 class Gate {
 public:
     Gate(asio::io_context& io, const Settings& s, const RelayContext& context, Registry& registry)
         : io_(io), context_(context), registry_(registry),
           public_tls_(net::make_server_context(s, ListenerKind::public_network).release()),
-          private_tls_(net::make_server_context(s, ListenerKind::private_network).release())
+          private_tls_(net::make_server_context(s, ListenerKind::private_network).release()),
+          limits_(s.limits.max_connections, s.limits.max_connections_per_ip)
     {
         for (const auto& e : s.listen.public_endpoints)
             listen(e, ListenerKind::public_network);
@@ -83,11 +128,18 @@ private:
     struct Listener {
         tcp::acceptor acceptor;
         ListenerKind kind;
+        asio::steady_timer backoff;
+        bool failing = false;   // accept() is failing: logged once, then retried slowly
     };
+
+    static const char* kind_name(ListenerKind kind)
+    {
+        return kind == ListenerKind::public_network ? "public" : "private";
+    }
 
     void listen(const Endpoint& e, ListenerKind kind)
     {
-        auto l = std::make_unique<Listener>(Listener{tcp::acceptor(io_), kind});
+        auto l = std::make_unique<Listener>(Listener{tcp::acceptor(io_), kind, asio::steady_timer(io_)});
         const tcp::endpoint ep(asio::ip::make_address(e.address.str()), e.port);
         l->acceptor.open(ep.protocol());
         l->acceptor.set_option(tcp::acceptor::reuse_address(true));
@@ -107,19 +159,55 @@ private:
             if (ec == asio::error::operation_aborted)
                 return;
             if (!ec) {
-                boost::system::error_code ignored;
-                socket.set_option(tcp::no_delay(true), ignored);
-                auto& tls = l.kind == ListenerKind::public_network ? public_tls_ : private_tls_;
-                auto relay = std::make_shared<Relay>(std::move(socket), tls, l.kind, context_, registry_,
-                                                     "g" + std::to_string(++counter_),
-                                                     [this](Relay* r) { relays_.erase(r); });
-                relays_[relay.get()] = relay;
-                relay->start();
-            } else {
-                log_line(LogLine("accept").kv("result", "fail").kv("detail", ec.message()).str());
+                l.failing = false;
+                admit(l, std::move(socket));
+            } else if (ec != asio::error::connection_aborted) {
+                // Out of descriptors (EMFILE, ENFILE) or memory: the pending connection
+                // stays queued and accept() would fail again at once. Retrying only
+                // after a pause keeps the gate from spinning until a session ends.
+                if (!l.failing)
+                    log_line(LogLine("accept").kv("result", "fail").kv("reason", "accept_failed")
+                                 .kv("listener", kind_name(l.kind)).kv("detail", ec.message())
+                                 .kv("retry", "250ms").str());
+                l.failing = true;
+                l.backoff.expires_after(std::chrono::milliseconds(250));
+                l.backoff.async_wait([this, &l](const boost::system::error_code& e) {
+                    if (!e)
+                        accept(l);
+                });
+                return;
             }
             accept(l);
         });
+    }
+
+    void admit(Listener& l, tcp::socket socket)
+    {
+        boost::system::error_code ec;
+        const auto remote = socket.remote_endpoint(ec);
+        const auto peer = ec ? std::nullopt : IpAddress::parse(remote.address().to_string());
+        if (!peer)
+            return; // gone already
+        const std::string id = "g" + std::to_string(++counter_);
+        const auto refusal = limits_.admit(*peer);
+        if (refusal != ConnectionLimits::Refusal::none) {
+            // Closed before any TLS byte: see gate/limits.hpp.
+            log_line(LogLine("connect").kv("gate", id).kv("peer", SessionKey{*peer, remote.port()}.str())
+                         .kv("listener", kind_name(l.kind)).kv("result", "refused")
+                         .kv("reason", reason_name(Reason::too_many_connections))
+                         .kv("limit", std::string(ConnectionLimits::name(refusal))).str());
+            socket.close(ec);
+            return;
+        }
+        socket.set_option(tcp::no_delay(true), ec);
+        auto& tls = l.kind == ListenerKind::public_network ? public_tls_ : private_tls_;
+        auto relay = std::make_shared<Relay>(std::move(socket), tls, l.kind, context_, registry_, id,
+                                             [this, peer = *peer](Relay* r) {
+                                                 relays_.erase(r);
+                                                 limits_.release(peer);
+                                             });
+        relays_[relay.get()] = relay;
+        relay->start();
     }
 
     asio::io_context& io_;
@@ -128,6 +216,7 @@ private:
     asio::ssl::context public_tls_;
     asio::ssl::context private_tls_;
     std::vector<std::unique_ptr<Listener>> listeners_;
+    ConnectionLimits limits_;
     std::map<Relay*, std::shared_ptr<Relay>> relays_;
     unsigned long long counter_ = 0;
 };
@@ -136,7 +225,7 @@ private:
 
 int main(int argc, char** argv)
 {
-    std::string config, smtpd, socket_path, socket_group, notice_name;
+    std::string config, smtpd, socket_path, socket_group, notice_name, user;
     unsigned ack_wait = 10;
     po::options_description opts("amtp-opensmtpd-gate options");
     opts.add_options()("help,h", "this help")("config,c", po::value(&config)->required(), "the shared AMTP INI file")(
@@ -147,7 +236,9 @@ int main(int argc, char** argv)
         "delivery-notices", po::value(&notice_name),
         "abstract socket name amtp-opensmtpd-deliver reports stored messages to; with it, smtpd's 250 "
         "for a message is passed on once the message is in the Maildir (as amtpd acknowledges)")(
-        "ack-wait", po::value(&ack_wait)->default_value(10), "seconds a 250 is held at most for that");
+        "ack-wait", po::value(&ack_wait)->default_value(10), "seconds a 250 is held at most for that")(
+        "user", po::value(&user)->default_value("amtpgate"),
+        "the user the gate runs as once its sockets are bound (when started as root)");
     try {
         po::variables_map vm;
         po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -177,6 +268,12 @@ int main(int argc, char** argv)
             context.ehlo_mpc_line = policy.advertise.ehlo_line();
 
         asio::io_context io;
+        // SIGTERM and SIGINT are taken over before any socket is bound: a signal sent as
+        // soon as a port answers must reach the handler, which removes the registration
+        // socket, not the default action. (Delivered once io.run() runs.)
+        asio::signal_set signals(io, SIGTERM, SIGINT);
+        std::signal(SIGPIPE, SIG_IGN);
+        raise_descriptor_limit(s);
         std::unique_ptr<DeliveryNotices> notices;
         if (!notice_name.empty()) {
             notices = std::make_unique<DeliveryNotices>(io, notice_name);
@@ -191,7 +288,7 @@ int main(int argc, char** argv)
             shared.policy_text = read_file(s.policy.file);
         Registry registry(io, socket_path, socket_group, encode_config(shared), log_line);
         Gate gate(io, s, context, registry);
-        asio::signal_set signals(io, SIGTERM, SIGINT);
+        drop_privileges(user);
         signals.async_wait([&](const boost::system::error_code&, int sig) {
             log_line(LogLine("stop").kv("signal", static_cast<long long>(sig)).str());
             gate.stop();
@@ -200,7 +297,7 @@ int main(int argc, char** argv)
                 notices->close();
             io.stop();
         });
-        std::signal(SIGPIPE, SIG_IGN);
+        log_line(LogLine("start").kv("uid", static_cast<long long>(::geteuid())).str());
         io.run();
         return 0;
     } catch (const ConfigError& e) {

@@ -55,6 +55,16 @@ void Pipeline::server_line(std::string line)
                               return c >= '0' && c <= '9';
                           });
     const bool final_line = has_code && (line.size() < 4 || line[3] != '-');
+    if (awaiting_reply_ && swallow_reply_) {
+        // The reply to the gate's own line: the client never sent it.
+        if (line.rfind("421", 0) == 0)
+            to_client_ += line;
+        if (final_line) {
+            swallow_reply_ = false;
+            awaiting_reply_ = false;
+        }
+        return;
+    }
     if (awaiting_reply_ && verb_ == "EHLO" && first_reply_line_ && line.rfind("250", 0) == 0) {
         // The keyword goes right after the greeting line of a positive EHLO reply.
         std::string added;
@@ -115,6 +125,14 @@ void Pipeline::release_ack()
 void Pipeline::pump()
 {
     while (!awaiting_reply_ && !overflow_) {
+        if (!first_.empty()) {
+            to_server_ += std::exchange(first_, std::string{});
+            verb_.clear();
+            swallow_reply_ = true;
+            awaiting_reply_ = true;
+            first_reply_line_ = true;
+            continue;
+        }
         if (mode_ == Mode::command) {
             const auto nl = client_in_.find('\n');
             if (nl == std::string::npos) {

@@ -21,7 +21,9 @@ namespace amtp::opensmtpd {
 class Pipeline {
 public:
     static constexpr std::size_t max_command_line = 4096;  // RFC 5321 asks for 512; be lenient
-    static constexpr std::size_t data_chunk = 16384;        // a longer partial data line is passed on
+    // A partial line longer than this is passed on as it is (DATA content, or a reply
+    // line of smtpd's): below Flow::cap, so that a long line never stops the reading.
+    static constexpr std::size_t data_chunk = 4096;
 
     void from_client(std::string_view bytes);
     void from_server(std::string_view bytes);
@@ -48,6 +50,17 @@ public:
     const std::optional<HeldAck>& held_ack() const { return held_; }
     void release_ack();
 
+    // A line of the gate's own, sent to smtpd right after its greeting and before any
+    // client command; its reply is not passed on (but a 421 is: smtpd is closing).
+    // The gate sends its session token this way (see the filter's engine).
+    void send_first(std::string line) { first_ = std::move(line); }
+
+    // Bytes held here, waiting for their turn: the client's commands while smtpd has
+    // not answered the previous one, and an unfinished line from either side. The
+    // relay stops reading a side whose bytes pile up here (backpressure).
+    std::size_t client_backlog() const { return client_in_.size(); }
+    std::size_t server_backlog() const { return server_in_.size(); }
+
 private:
     enum class Mode { command, data };
     void pump();
@@ -68,6 +81,30 @@ private:
     std::optional<HeldAck> held_;
     std::string held_line_;
     std::vector<std::string> ehlo_keywords_;
+    std::string first_;            // send_first()'s line, until it is sent
+    bool swallow_reply_ = false;   // the reply awaited answers send_first()'s line
 };
+
+// When the relay reads from each side (sans-I/O, so the rules are unit-tested). A
+// peer that sends without reading what it is sent must not make the gate, the filter
+// or smtpd hold more than a few KiB for it: a side is read only while what it would
+// add to is below `cap`: the other side's unsent bytes, the pipeline's backlog, and
+// (for the client) the client's own unread replies.
+struct Flow {
+    static constexpr std::size_t cap = 8 * 1024;
+    std::size_t client_unsent = 0;   // bytes for the client, not yet written to it
+    std::size_t server_unsent = 0;   // bytes for smtpd, not yet written to it
+    std::size_t client_backlog = 0;  // Pipeline::client_backlog()
+    std::size_t server_backlog = 0;  // Pipeline::server_backlog()
+
+    bool read_client() const { return client_backlog < cap && server_unsent < cap && client_unsent < cap; }
+    bool read_server() const { return server_backlog < cap && client_unsent < cap; }
+    // The idle timer is re-armed by client input only while the client has taken
+    // every reply: input that only queues more output is no sign of a live peer.
+    bool client_input_is_activity() const { return client_unsent == 0; }
+};
+// What the pipeline may hold without a line end must fit under the cap, or a side
+// would stop being read while the pipeline waits for more of it.
+static_assert(Pipeline::data_chunk < Flow::cap && Pipeline::max_command_line + 2 < Flow::cap);
 
 } // namespace amtp::opensmtpd

@@ -2,6 +2,7 @@
 
 #include <boost/asio/write.hpp>
 
+#include <fcntl.h>
 #include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -50,12 +51,17 @@ Registry::Registry(asio::io_context& io, std::string path, const std::string& so
             throw std::runtime_error("cannot give " + path_ + " to group " + socket_group);
     }
     ::chmod(path_.c_str(), 0660);
+    const auto slash = path_.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
+    directory_ = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     accept();
 }
 
 Registry::~Registry()
 {
     close();
+    if (directory_ >= 0)
+        ::close(directory_);
 }
 
 void Registry::close()
@@ -63,7 +69,10 @@ void Registry::close()
     boost::system::error_code ignored;
     if (acceptor_.is_open()) {
         acceptor_.close(ignored);
-        ::unlink(path_.c_str());
+        const auto slash = path_.rfind('/');
+        const std::string name = slash == std::string::npos ? path_ : path_.substr(slash + 1);
+        if (directory_ < 0 || ::unlinkat(directory_, name.c_str(), 0) != 0)
+            ::unlink(path_.c_str());
     }
     for (const auto& c : clients_)
         c->socket.close(ignored);

@@ -25,6 +25,8 @@ public:
     Registry(boost::asio::io_context& io, std::string path, const std::string& group, std::string config_line,
              LogSink log);
     ~Registry();
+    Registry(const Registry&) = delete;
+    Registry& operator=(const Registry&) = delete;
 
     void add(const Registration& r);
     void remove(const SessionKey& key);
@@ -39,6 +41,10 @@ private:
 
     boost::asio::io_context& io_;
     std::string path_;
+    // The socket's directory, opened while the gate is still root: close() removes the
+    // socket through it after the gate has dropped root, which then needs write access
+    // to that directory only, not a path it may no longer be allowed to walk.
+    int directory_ = -1;
     std::string config_line_;                       // encode_config(): sent first
     LogSink log_;
     boost::asio::local::stream_protocol::acceptor acceptor_;

@@ -78,6 +78,10 @@ void Relay::on_handshake(const boost::system::error_code& ec)
     }
     // Registered before smtpd can see the connection, so the filter normally has the
     // identity when link-connect arrives (it also waits a moment for it).
+    // The token binds the registration to the connection the gate makes (below): the
+    // address and port alone could be named by anyone who can reach smtpd's port.
+    r.token = new_gate_token();
+    pipeline_.send_first(gate_token_line(r.token));
     registry_.add(r);
     registered_ = true;
     arm_timer(context_.idle_timeout);
@@ -99,34 +103,52 @@ void Relay::on_handshake(const boost::system::error_code& ec)
         const auto dst = IpAddress::parse(self->local_.address().to_string());
         self->server_out_ += proxy_v2_header(self->key_.address, self->key_.port, dst ? *dst : self->key_.address,
                                              self->local_.port());
+        self->relaying_ = true;
         self->flush();
-        self->read_client();
-        self->read_server();
     });
 }
 
+Flow Relay::flow() const
+{
+    Flow f;
+    f.client_unsent = client_out_.size() + (client_busy_ ? client_writing_.size() : 0);
+    f.server_unsent = server_out_.size() + (server_busy_ ? server_writing_.size() : 0);
+    f.client_backlog = pipeline_.client_backlog();
+    f.server_backlog = pipeline_.server_backlog();
+    return f;
+}
+
+// Reads are started from flush(), whenever the flow allows them: a side whose output
+// is not taken stops the other side's input, so nothing grows without bound.
 void Relay::read_client()
 {
+    if (reading_client_ || finished_ || !relaying_ || !flow().read_client())
+        return;
+    reading_client_ = true;
     client_.async_read_some(asio::buffer(client_buffer_), [self = shared_from_this()](const boost::system::error_code& ec,
                                                                                        std::size_t n) {
+        self->reading_client_ = false;
         if (self->finished_)
             return;
         if (ec) {
             self->finish(ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ? "client closed" : ec.message());
             return;
         }
-        self->arm_timer(self->context_.idle_timeout);
+        if (self->flow().client_input_is_activity())
+            self->arm_timer(self->context_.idle_timeout);
         self->pipeline_.from_client(std::string_view(self->client_buffer_.data(), n));
         self->flush();
-        if (!self->finished_)
-            self->read_client();
     });
 }
 
 void Relay::read_server()
 {
+    if (reading_server_ || finished_ || !relaying_ || server_closed_ || !flow().read_server())
+        return;
+    reading_server_ = true;
     server_.async_read_some(asio::buffer(server_buffer_), [self = shared_from_this()](const boost::system::error_code& ec,
                                                                                        std::size_t n) {
+        self->reading_server_ = false;
         if (self->finished_)
             return;
         if (ec) {
@@ -137,8 +159,6 @@ void Relay::read_server()
         }
         self->pipeline_.from_server(std::string_view(self->server_buffer_.data(), n));
         self->flush();
-        if (!self->finished_)
-            self->read_server();
     });
 }
 
@@ -179,6 +199,8 @@ void Relay::flush()
     }
     write_server();
     write_client();
+    read_client();
+    read_server();
 }
 
 void Relay::write_server()
@@ -190,12 +212,9 @@ void Relay::write_server()
     asio::async_write(server_, asio::buffer(server_writing_), [self = shared_from_this()](const boost::system::error_code& ec,
                                                                                           std::size_t) {
         self->server_busy_ = false;
-        if (ec) {
+        if (ec)
             self->server_closed_ = true;
-            self->flush();
-            return;
-        }
-        self->write_server();
+        self->flush(); // writes what came meanwhile, and reads what may be read again
     });
 }
 
@@ -217,12 +236,16 @@ void Relay::write_client()
             self->finish(ec.message());
             return;
         }
-        self->write_client();
+        // The client takes what it is sent: a sign of life.
+        self->arm_timer(self->context_.idle_timeout);
+        self->flush();
     });
 }
 
 void Relay::arm_timer(std::chrono::seconds after)
 {
+    if (finished_)
+        return;
     timer_.expires_after(after);
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
         if (!ec)

@@ -50,6 +50,7 @@ private:
     void on_handshake(const boost::system::error_code& ec);
     void read_client();
     void read_server();
+    Flow flow() const;
     void flush();
     void write_client();
     void write_server();
@@ -76,6 +77,9 @@ private:
     std::string server_out_, server_writing_;
     bool client_busy_ = false;
     bool server_busy_ = false;
+    bool reading_client_ = false;
+    bool reading_server_ = false;
+    bool relaying_ = false;      // connected to smtpd: both sides may be read
     bool server_closed_ = false;
     bool registered_ = false;
     bool finished_ = false;

@@ -41,6 +41,7 @@ struct Harness {
         m.registration = true;
         m.record.key = {*IpAddress::parse(address), static_cast<std::uint16_t>(port)};
         m.record.listener = ListenerKind::private_network;
+        m.record.token = token_for(port);
         if (refusal == Reason::none) {
             Identity i;
             i.names = {"host1.isp.test"};
@@ -51,6 +52,12 @@ struct Harness {
             m.record.tls.identity.reason = refusal;
         }
         engine.on_gate(m);
+    }
+    static std::string token_for(unsigned port) { return "0123456789abcdef0123456789abcd" + std::to_string(port % 100); }
+    // The gate's first line on its own connection: it claims the registration.
+    std::string shows_token(const std::string& sid, unsigned port)
+    {
+        return line("report|0.6|1|smtp-in|protocol-client|" + sid + "|X-AMTP-GATE " + token_for(port));
     }
     std::string line(const std::string& l)
     {
@@ -109,6 +116,7 @@ TEST_CASE("HELO is refused with 504 5.5.1; EHLO binds the certificate name")
     h.registered("127.0.0.8", 1);
     h.connect("03", "127.0.0.8:1");
     CHECK(h.line("filter|0.6|1|smtp-in|connect|03|aa|x|127.0.0.8") == "filter-result|03|aa|proceed\n");
+    h.shows_token("03", 1);
     CHECK(h.command("03", "HELO host1.isp.test", "helo", "host1.isp.test").rfind("filter-result|03|aa|reject|504 5.5.1 ", 0) == 0);
     CHECK(h.command("03", "EHLO other.isp.test", "ehlo", "other.isp.test") ==
           "filter-result|03|aa|reject|504 5.7.1 Authentication failed: EHLO name not in client certificate\n");
@@ -121,6 +129,7 @@ TEST_CASE("A refused certificate is answered at EHLO with its reason")
     h.registered("127.0.0.8", 2, Reason::cert_expired);
     h.connect("04", "127.0.0.8:2");
     h.line("filter|0.6|1|smtp-in|connect|04|aa|x|127.0.0.8");
+    h.shows_token("04", 2);
     CHECK(h.command("04", "EHLO host1.isp.test", "ehlo", "host1.isp.test") ==
           "filter-result|04|aa|reject|504 5.7.1 Authentication failed: certificate expired\n");
 }
@@ -131,6 +140,7 @@ TEST_CASE("MPC= is checked on MAIL and stripped for smtpd; the message gets trac
     h.registered("127.0.0.8", 3);
     h.connect("05", "127.0.0.8:3");
     h.line("filter|0.6|1|smtp-in|connect|05|aa|x|127.0.0.8");
+    h.shows_token("05", 3);
     h.command("05", "EHLO host1.isp.test", "ehlo", "host1.isp.test");
     CHECK(h.command("05", "MAIL FROM:<a@a.test> MPC=com/optout", "mail-from", "a@a.test") ==
           "filter-result|05|aa|reject|550 5.7.1 MPC policy violation\n");
@@ -157,6 +167,7 @@ TEST_CASE("A message that already has an MPC field is refused at commit")
     h.registered("127.0.0.8", 4);
     h.connect("06", "127.0.0.8:4");
     h.line("filter|0.6|1|smtp-in|connect|06|aa|x|127.0.0.8");
+    h.shows_token("06", 4);
     h.command("06", "EHLO host1.isp.test", "ehlo", "host1.isp.test");
     h.command("06", "MAIL FROM:<a@a.test> MPC=per/individual", "mail-from", "a@a.test");
     h.command("06", "RCPT TO:<bob@b.test>", "rcpt-to", "bob@b.test");
@@ -204,6 +215,7 @@ TEST_CASE("A DATA smtpd refused does not leave the shadow in DATA (no stalled ph
     h.registered("127.0.0.8", 6);
     h.connect("07", "127.0.0.8:6");
     h.line("filter|0.6|1|smtp-in|connect|07|aa|x|127.0.0.8");
+    h.shows_token("07", 6);
     h.command("07", "EHLO host1.isp.test", "ehlo", "host1.isp.test");
     h.command("07", "MAIL FROM:<a@a.test> MPC=per/individual", "mail-from", "a@a.test");
     h.command("07", "RCPT TO:<carl@c.test>", "rcpt-to", "carl@c.test"); // private: relay allowed here, smtpd refuses
@@ -211,4 +223,40 @@ TEST_CASE("A DATA smtpd refused does not leave the shadow in DATA (no stalled ph
     h.line("report|0.6|1|smtp-in|protocol-client|07|RSET");
     CHECK(h.command("07", "MAIL FROM:<a@a.test> MPC=per/individual", "mail-from", "a@a.test") ==
           "filter-result|07|aa|rewrite|<a@a.test>\n");
+}
+
+TEST_CASE("No identity hijack through smtpd's PROXY listener: only the session with the gate's token gets it")
+{
+    Harness h;
+    h.registered("127.0.0.8", 9);
+    // A local process names the client's address and port in its own PROXY header
+    // before the gate connects: it passes the connect phase (the key is registered)...
+    h.connect("0b", "127.0.0.8:9");
+    CHECK(h.line("filter|0.6|1|smtp-in|connect|0b|aa|x|127.0.0.8") == "filter-result|0b|aa|proceed\n");
+    // ... but without the token it gets nothing, guessing does not help,
+    h.line("report|0.6|1|smtp-in|protocol-client|0b|X-AMTP-GATE 00000000000000000000000000000000");
+    CHECK(h.command("0b", "EHLO host1.isp.test", "ehlo", "host1.isp.test").rfind("filter-result|0b|aa|disconnect|554 5.7.1 ", 0) == 0);
+    CHECK(h.command("0b", "MAIL FROM:<a@a.test> MPC=per/individual", "mail-from", "a@a.test")
+              .rfind("filter-result|0b|aa|disconnect|554 5.7.1 ", 0) == 0);
+    // and the gate's own session is still served.
+    h.connect("0c", "127.0.0.8:9");
+    CHECK(h.line("filter|0.6|1|smtp-in|connect|0c|aa|x|127.0.0.8") == "filter-result|0c|aa|proceed\n");
+    h.shows_token("0c", 9);
+    CHECK(h.command("0c", "EHLO host1.isp.test", "ehlo", "host1.isp.test") == "filter-result|0c|aa|proceed\n");
+    // Once claimed, the token is spent: a later session showing it gets nothing.
+    h.connect("0d", "127.0.0.8:9");
+    CHECK(h.line("filter|0.6|1|smtp-in|connect|0d|aa|x|127.0.0.8").empty()); // not registered any more: waits
+    h.shows_token("0d", 9);
+    CHECK(h.command("0d", "EHLO host1.isp.test", "ehlo", "host1.isp.test").rfind("filter-result|0d|aa|disconnect|554 5.7.1 ", 0) == 0);
+}
+
+TEST_CASE("The gate's token line is never fed to the shadow session")
+{
+    Harness h;
+    h.registered("127.0.0.8", 10);
+    h.connect("0e", "127.0.0.8:10");
+    h.line("filter|0.6|1|smtp-in|connect|0e|aa|x|127.0.0.8");
+    h.shows_token("0e", 10);
+    h.shows_token("0e", 10); // a second one (the client cannot send it: the gate sends it first) changes nothing
+    CHECK(h.command("0e", "EHLO host1.isp.test", "ehlo", "host1.isp.test") == "filter-result|0e|aa|proceed\n");
 }
