@@ -131,9 +131,9 @@ class Data(Base):
         self.assertEqual(WORLD.delivered("nompc"), [])
 
     def test_storage_failure_is_a_temporary_451_not_an_acceptance(self):
-        # The mailbox path is taken by a plain file: the core cannot create the Maildir.
-        os.makedirs(os.path.join(WORLD.maildir, "b.test"), exist_ok=True)
-        with open(os.path.join(WORLD.maildir, "b.test", "blocked"), "w") as f:
+        # The mailbox exists, but its tmp/ is taken by a plain file: the core cannot write.
+        os.makedirs(os.path.join(WORLD.maildir, "b.test", "blocked"), exist_ok=True)
+        with open(os.path.join(WORLD.maildir, "b.test", "blocked", "tmp"), "w") as f:
             f.write("not a maildir")
         reply = self.transaction(["blocked@b.test"], "Subject: b\r\n\r\nx\r\n")
         self.assertReply(reply, "451 4.3.0 ")
@@ -204,6 +204,77 @@ class StartTls(unittest.TestCase):
         s = self.starttls_session("other-ca")
         self.assertEqual(s.cmd("EHLO mx.a.test"),
                          "504 5.7.1 Authentication failed: certificate not issued by a trusted CA")
+
+
+def tree_rss_kib(sid):
+    """Resident memory (KiB) of every process in session `sid`: the front-end's tree
+    (tools/amtp-serve starts it with start_new_session, so sid is its pid)."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+            if int(stat[stat.rindex(")") + 2:].split()[3]) != sid:
+                continue
+            with open("/proc/%s/status" % name) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+class Backpressure(Base):
+    # Bound on the growth of the Haraka tree during the flood; without the plugin's
+    # bound on outstanding bytes Haraka grows by hundreds of MiB in these seconds.
+    FLOOD_SECONDS = 12
+    GROWTH_LIMIT_KIB = 64 * 1024
+
+    def test_noop_flood_bounded_memory(self):
+        import ssl
+        sid = WORLD.frontend_proc.pid
+        before = tree_rss_kib(sid)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        peak = before
+        closed_by_server = False
+        # Several flooders, no certificate, never reading a reply.
+        socks = []
+        for _ in range(4):
+            raw = socket.create_connection(("127.0.0.3", WORLD.public_port), timeout=5,
+                                           source_address=("127.0.0.2", 0))
+            socks.append(ctx.wrap_socket(raw, server_hostname="mx.b.test"))
+        chunk = b"NOOP\r\n" * 8192
+        deadline = time.time() + self.FLOOD_SECONDS
+        try:
+            while time.time() < deadline and socks:
+                for s in list(socks):
+                    try:
+                        s.settimeout(0.2)
+                        s.sendall(chunk)
+                    except socket.timeout:
+                        pass  # the server stopped reading: TCP pushes back, as it should
+                    except OSError:
+                        closed_by_server = True
+                        socks.remove(s)
+                peak = max(peak, tree_rss_kib(sid))
+        finally:
+            for s in socks:
+                s.close()
+        growth = peak - before
+        self.assertLess(growth, self.GROWTH_LIMIT_KIB,
+                        "Haraka grew by %d KiB during the flood (closed by server: %s)" % (growth, closed_by_server))
+        self.assertIn("reason=output_backlog", WORLD.frontend_log())
+        # A good client is served afterwards.
+        s = self.authenticated()
+        self.assertReply(s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual"), "250 2.1.0")
+        self.assertReply(s.cmd("RCPT TO:<after-flood@b.test>"), "250 2.1.5")
+        self.assertReply(s.cmd("DATA"), "354")
+        self.assertReply(s.cmd("Subject: after\r\n\r\nserved\r\n."), "250 2.0.0")
 
 
 class ZStop(Base):

@@ -14,6 +14,7 @@
 #include "checks.hpp"
 
 #include "amtp/errors.hpp"
+#include "amtp/local_delivery.hpp"
 #include "amtp/maildir.hpp"
 #include "amtp/mpc.hpp"
 #include "amtp/names.hpp"
@@ -382,6 +383,7 @@ public:
                                InstanceMethod<&Site::MailAllows>("mailAllows"),
                                InstanceMethod<&Site::RecipientAllows>("recipientAllows"),
                                InstanceMethod<&Site::IsLocalDomain>("isLocalDomain"),
+                               InstanceMethod<&Site::CheckRecipient>("checkRecipient"),
                                InstanceMethod<&Site::VerifyClient>("verifyClient"),
                                InstanceMethod<&Site::LookupClientNames>("lookupClientNames"),
                                InstanceMethod<&Site::TraceFields>("traceFields"),
@@ -407,6 +409,7 @@ public:
             if (policy_)
                 trust.private_networks = policy_->private_networks;
             trust_ = amtp::TrustStore::load(trust);
+            recipients_ = amtp::LocalRecipients::from_settings(settings_);
         } catch (const amtp::ConfigError& e) {
             throw config_error(env, e);
         }
@@ -490,6 +493,18 @@ private:
     {
         return Napi::Boolean::New(info.Env(), amtp::haraka::is_local_domain(settings_.delivery.local_domains,
                                                                            string_arg(info, 0, "domain")));
+    }
+
+    // checkRecipient(address) -> {reason, detail}: delivery.recipients for a recipient of
+    // a local domain, as amtpd decides it at RCPT (none, unknown_recipient,
+    // storage_temporary). One stat of a directory or a lookup in memory.
+    Napi::Value CheckRecipient(const Napi::CallbackInfo& info)
+    {
+        const amtp::RecipientVerdict v = recipients_->check(string_arg(info, 0, "recipient"));
+        Napi::Object o = Napi::Object::New(info.Env());
+        o.Set("reason", amtp::reason_name(v.reason));
+        o.Set("detail", v.detail);
+        return o;
     }
 
     Napi::Value SenderMpc(const Napi::CallbackInfo& info)
@@ -581,6 +596,7 @@ private:
     amtp::Settings settings_;
     std::shared_ptr<const amtp::Policy> policy_;
     std::shared_ptr<const amtp::TrustStore> trust_;
+    std::shared_ptr<const amtp::LocalRecipients> recipients_;
     std::unique_ptr<LoopDns> dns_;
 };
 
@@ -719,8 +735,41 @@ Napi::Value StoreInMaildir(const Napi::CallbackInfo& info)
     return p;
 }
 
+// settleDelivery([{recipient, status: 'delivered'|'temporary'|'permanent', diskFull,
+// reply}], othersDurable) -> {reply: reason name, carry, detail}: the core's rule for the
+// one reply after DATA when local deliveries ended differently.
+Napi::Value SettleDelivery(const Napi::CallbackInfo& info)
+{
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsArray())
+        throw Napi::TypeError::New(env, "settleDelivery(outcomes, othersDurable)");
+    const Napi::Array list = info[0].As<Napi::Array>();
+    std::vector<amtp::LocalOutcome> outcomes;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+        const Napi::Object o = list.Get(i).As<Napi::Object>();
+        amtp::LocalOutcome out;
+        out.recipient = o.Get("recipient").ToString().Utf8Value();
+        const std::string status = o.Get("status").ToString().Utf8Value();
+        out.status = status == "delivered"   ? amtp::LocalStatus::delivered
+                     : status == "permanent" ? amtp::LocalStatus::permanent
+                                             : amtp::LocalStatus::temporary;
+        out.disk_full = o.Get("diskFull").ToBoolean().Value();
+        if (o.Get("reply").IsString())
+            out.reply = o.Get("reply").As<Napi::String>().Utf8Value();
+        outcomes.push_back(std::move(out));
+    }
+    const bool others = info.Length() > 1 && info[1].ToBoolean().Value();
+    const amtp::Settlement st = amtp::settle_delivery(outcomes, others);
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("reply", amtp::reason_name(st.reply));
+    r.Set("carry", st.carry);
+    r.Set("detail", st.detail);
+    return r;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
+    exports.Set("settleDelivery", Napi::Function::New<SettleDelivery>(env, "settleDelivery"));
     exports.Set("Site", Site::Define(env));
     exports.Set("replyFor", Napi::Function::New<ReplyFor>(env, "replyFor"));
     exports.Set("parseMpc", Napi::Function::New<ParseMpc>(env, "parseMpc"));
