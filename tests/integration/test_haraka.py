@@ -281,6 +281,77 @@ class Backpressure(Base):
         self.assertReply(s.cmd("Subject: after\r\n\r\nserved\r\n."), "250 2.0.0")
 
 
+class NotDoubled(Base):
+    """Haraka has no queue to carry a failed recipient: when one copy is durable and
+    another recipient fails, the plugin takes its Maildir copies back and answers 451,
+    so that the client's retry delivers each recipient once."""
+
+    def test_maildir_partial_failure_not_doubled(self):
+        zed = os.path.join(WORLD.maildir, "b.test", "zed")
+        os.rmdir(os.path.join(zed, "tmp"))
+        with open(os.path.join(zed, "tmp"), "w") as f:
+            f.write("broken")
+        for attempt in range(2):  # the client's retry meets the same fault
+            s = self.authenticated()
+            self.assertReply(s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual"), "250 2.1.0")
+            self.assertReply(s.cmd("RCPT TO:<quinn@b.test>"), "250 2.1.5")
+            self.assertReply(s.cmd("RCPT TO:<zed@b.test>"), "250 2.1.5")
+            self.assertReply(s.cmd("DATA"), "354")
+            self.assertReply(s.cmd("Subject: two\r\n\r\nx\r\n."), "451 4.3.0 ")
+            self.assertEqual(WORLD.delivered("quinn"), [], "attempt %d left a copy to be doubled" % attempt)
+        os.remove(os.path.join(zed, "tmp"))
+        os.makedirs(os.path.join(zed, "tmp"))
+        s = self.authenticated()
+        self.assertReply(s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual"), "250 2.1.0")
+        self.assertReply(s.cmd("RCPT TO:<quinn@b.test>"), "250 2.1.5")
+        self.assertReply(s.cmd("RCPT TO:<zed@b.test>"), "250 2.1.5")
+        self.assertReply(s.cmd("DATA"), "354")
+        self.assertReply(s.cmd("Subject: two\r\n\r\nx\r\n."), "250 2.0.0")
+        self.assertEqual(len(WORLD.delivered("quinn")), 1)
+        self.assertEqual(len(WORLD.delivered("zed")), 1)
+
+
+def sidecar_pids(sid):
+    """The relay sidecar amtpd started by the plugin, in the front-end's session."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+            if int(stat[stat.rindex(")") + 2:].split()[3]) != sid:
+                continue
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                cmd = f.read().split(b"\0")
+            if cmd and cmd[0].endswith(b"/amtpd") and any(b"haraka-relay" in c for c in cmd):
+                out.append(int(name))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+class ZRelayDown(Base):
+    """Runs after the others: kills the relay sidecar."""
+
+    def test_relay_failure_does_not_double_local_copies(self):
+        pids = sidecar_pids(WORLD.frontend_proc.pid)
+        self.assertTrue(pids, "no relay sidecar")
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        for attempt in range(2):
+            s = WORLD.session(cert="private", source="127.0.0.5", private=True)
+            self.addCleanup(s.close)
+            self.assertReply(s.cmd("EHLO host1.customers.isp.test"), "250")
+            self.assertReply(s.cmd("MAIL FROM:<cust@b.test> MPC=per/individual"), "250 2.1.0")
+            self.assertReply(s.cmd("RCPT TO:<gus@b.test>"), "250 2.1.5")
+            self.assertReply(s.cmd("RCPT TO:<far@d.test>"), "250 2.1.5")
+            self.assertReply(s.cmd("DATA"), "354")
+            self.assertReply(s.cmd("Subject: both\r\n\r\nx\r\n."), "451 4.3.0 ")
+            self.assertEqual(WORLD.delivered("gus"), [], "attempt %d left a local copy to be doubled" % attempt)
+
+
 class ZStop(Base):
     """Runs last: stops the server."""
 
