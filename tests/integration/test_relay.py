@@ -14,6 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import amtp_world  # noqa: E402
 from amtp_world import close_world, main, open_world  # noqa: E402
 
 WORLD = None
@@ -123,6 +124,8 @@ class Relay(unittest.TestCase):
         self.assertEqual(len(WORLD.delivered("retry", "a.test", WORLD.maildir_a)), 1)  # exactly once
 
     def test_maildir_partial_failure_not_doubled(self):
+        if amtp_world.ARGS.frontend != "standalone":
+            self.skipTest("amtpd carries failed recipients in its queue; Haraka takes copies back (test_haraka)")
         # fred's Maildir is writable, hank's is broken (its tmp/ is a plain file): the
         # write fails after fred's copy is durable. The client must hear 250 (a 4xx would
         # make it send fred's copy again); hank is carried in the queue and delivered once
