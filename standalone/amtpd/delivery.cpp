@@ -99,22 +99,20 @@ StorageOutcome store_message(const Settings& s, Queue& queue, const DeliveryRequ
     if (!settled.carry)
         return out;
 
-    // Some copies are durable and some recipients failed: the failures join the queue
-    // entry (the queue runner delivers local recipients locally, with the MPC field,
-    // and bounces the permanent failures), and only then is the 250 sent.
+    // Some copies are durable and some recipients failed: the failures go to the queue
+    // (the queue runner delivers local recipients locally, with the MPC field, and
+    // bounces the permanent failures), and only then is the 250 sent. An entry of their
+    // own: the remote recipients' entry may already be in the queue runner's hands.
+    QueueEntry carried = entry;
+    carried.recipients.clear();
     for (const auto& o : outcomes) {
         if (o.status == LocalStatus::delivered)
             continue;
-        entry.recipients.push_back(
+        carried.recipients.push_back(
             {o.recipient, o.status == LocalStatus::temporary ? QueuedStatus::pending : QueuedStatus::failed, o.reply});
     }
-    QueueResult q;
-    if (out.queued_id.empty()) {
-        entry.id = queue.new_id();
-        q = queue.enqueue(entry, {request.trace, request.message});
-    } else {
-        q = queue.update(entry);
-    }
+    carried.id = queue.new_id();
+    const QueueResult q = queue.enqueue(carried, {request.trace, request.message});
     if (!q.ok) {
         // Nothing can carry the failures. Undo the Maildir copies just written, so that
         // the client's retry delivers them once; copies an LMTP agent took cannot be
@@ -127,8 +125,8 @@ StorageOutcome store_message(const Settings& s, Queue& queue, const DeliveryRequ
         return storage_failure(q.disk_full, "queue: " + q.error + (undone ? "" : "; copies already delivered may "
                                                                                 "be delivered again"));
     }
-    out.queued_id = entry.id;
-    out.detail = "carried=" + failed_list(outcomes) + " queue=" + entry.id + " " + settled.detail;
+    out.queued_id = carried.id;
+    out.detail = "carried=" + failed_list(outcomes) + " queue=" + carried.id + " " + settled.detail;
     return out;
 }
 

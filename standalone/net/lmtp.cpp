@@ -149,11 +149,13 @@ std::vector<LocalOutcome> deliver_lmtp(const std::string& target, const std::str
     std::vector<LocalOutcome> out;
     for (const auto& rcpt : recipients)
         out.push_back({rcpt, LocalStatus::temporary, false, "", ""});
-    // Every recipient still open ends as `r` says (a failure of the whole dialogue).
-    auto all = [&](const Reply& r, std::string_view step, std::vector<bool>* only = nullptr) {
+    // A failure of the dialogue itself (connection, greeting, LHLO, MAIL, DATA) is the
+    // agent's, not the recipients': temporary whatever its code, so that a misconfigured
+    // agent makes mail wait for the operator rather than bounce.
+    auto all = [&](const Reply& r, std::string_view step, const std::vector<bool>* only = nullptr) {
         for (std::size_t i = 0; i < out.size(); ++i)
             if (!only || (*only)[i]) {
-                out[i].status = status_of(r) == LocalStatus::delivered ? LocalStatus::temporary : status_of(r);
+                out[i].status = LocalStatus::temporary;
                 out[i].reply = reply_line(r, step);
             }
         return out;
