@@ -552,15 +552,19 @@ async function deliver(plugin, connection) {
     const parts = [trace, native.mpcField(t.mpc), body]
     // The core's rule (settle_delivery): nothing durable may be refused (the client's
     // retry would deliver it twice), nothing may be acknowledged that is not durable.
-    // Haraka has no queue of its own to carry a failed recipient, so when some copies
-    // are durable and others failed, the Maildir copies are taken back and the whole
-    // message gets 451: the retry then delivers each recipient once. Maildir copies go
-    // first because they can be taken back; the relay hand-off and LMTP cannot.
+    // Haraka has no queue of its own to carry a failed recipient: Maildir copies, which
+    // can be taken back, are, and the whole message gets 451, so that the retry
+    // delivers each recipient once. Copies an LMTP agent took cannot be taken back:
+    // the failed recipients are then reported to the sender in an RFC 3464 bounce sent
+    // through the relay sidecar's queue, and the client hears 250. Maildir copies go
+    // first, the relay hand-off after them.
     const outcomes = t.recipients.length ? await deliver_local(plugin, t, parts, body) : []
     const settled = native.settleDelivery(outcomes, false)
     const size = body.length
     if (settled.reply !== 'none') return { reason: settled.reply, detail: settled.detail, size }
     const delivered = outcomes.filter((o) => o.status === 'delivered')
+    const failed = outcomes.filter((o) => o.status !== 'delivered')
+    const by_agent = delivered.some((o) => !o.path)
     const undo = (why) => {
         const fs = require('node:fs')
         const kept = []
@@ -572,27 +576,47 @@ async function deliver(plugin, connection) {
                 kept.push(o.recipient)
             }
         }
-        // An LMTP agent's copy cannot be taken back: a duplicate is preferred to a loss.
+        // A copy that cannot be taken back may be delivered again: preferred to a loss.
         return { reason: 'storage_temporary', size,
             detail: `${why}; ${kept.length ? `copies kept (may be delivered again): ${kept.join(',')}` : 'local copies taken back'}` }
     }
-    if (settled.carry) return undo(`local delivery: ${settled.detail}`)
-    if (!t.remote.length) return { reason: 'none', size }
-    // Relaying: no MPC field (the next hop gets MPC= on MAIL, draft s5.2).
+    if (settled.carry && !by_agent) return undo(`local delivery: ${settled.detail}`)
+    if (t.remote.length) {
+        // Relaying: no MPC field (the next hop gets MPC= on MAIL, draft s5.2).
+        try {
+            const replies = await lmtp.handoff(plugin.relay, {
+                ehlo: plugin.settings.hostname,
+                sender: t.sender,
+                mpc: t.mpc,
+                recipients: t.remote.map((r) => r.address),
+                data: Buffer.concat([Buffer.from(trace, 'utf8'), body]),
+            })
+            const bad = replies.find((r) => !r || r.code < 200 || r.code >= 300)
+            if (bad) return undo(`relay ${bad.code} ${bad.text}`)
+        } catch (err) {
+            return undo(`relay: ${err.message}`)
+        }
+    }
+    if (!settled.carry) return { reason: 'none', size }
+    const carried = `carried=${failed.map((o) => o.recipient).join(',')}`
+    if (!t.sender) return { reason: 'none', size, detail: `${carried} bounce=dropped (null sender: no bounce of a bounce)` }
+    if (!plugin.relay) return undo(`${settled.detail}; no relay sidecar to send the bounce`)
     try {
+        const report = native.bounceMessage(plugin.settings.hostname, connection.transaction.uuid, t.sender,
+            failed.map((o) => ({ recipient: o.recipient, reply: o.reply })), [trace, body])
         const replies = await lmtp.handoff(plugin.relay, {
             ehlo: plugin.settings.hostname,
-            sender: t.sender,
-            mpc: t.mpc,
-            recipients: t.remote.map((r) => r.address),
-            data: Buffer.concat([Buffer.from(trace, 'utf8'), body]),
+            sender: '',
+            mpc: 'net/autoresponse',
+            recipients: [t.sender],
+            data: Buffer.from(report, 'utf8'),
         })
         const bad = replies.find((r) => !r || r.code < 200 || r.code >= 300)
-        if (bad) return undo(`relay ${bad.code} ${bad.text}`)
+        if (bad) return undo(`bounce ${bad.code} ${bad.text}`)
     } catch (err) {
-        return undo(`relay: ${err.message}`)
+        return undo(`bounce: ${err.message}`)
     }
-    return { reason: 'none', size }
+    return { reason: 'none', size, detail: `${carried} bounce=queued ${settled.detail}` }
 }
 
 // One outcome per local recipient, in order: {recipient, status, diskFull, reply, path}.
@@ -614,7 +638,8 @@ async function deliver_local(plugin, t, parts, body) {
         return t.recipients.map((r, i) => {
             const x = replies[i]
             const status = !x ? 'temporary' : x.code >= 200 && x.code < 300 ? 'delivered' : x.code >= 500 ? 'permanent' : 'temporary'
-            return { recipient: r.address, status, reply: x ? `LMTP ${x.code} ${x.text}` : 'LMTP: no reply' }
+            // The agent's reply first: the bounce takes its enhanced status code from there.
+            return { recipient: r.address, status, reply: x ? `${x.code} ${x.text} (LMTP)` : 'LMTP: no reply' }
         })
     }
     const root = plugin.settings.delivery.maildirRoot

@@ -135,9 +135,13 @@ LocalStatus status_of(const Reply& r)
                                          : LocalStatus::temporary; // 4xx, or no reply at all
 }
 
+// The agent's reply first (a bounce takes its enhanced status code from there), then
+// the step it answered.
 std::string reply_line(const Reply& r, std::string_view step)
 {
-    return "LMTP " + std::string(step) + ": " + (r.code ? r.text : "no reply");
+    if (!r.code)
+        return "LMTP " + std::string(step) + ": no reply";
+    return r.text + " (LMTP " + std::string(step) + ")";
 }
 
 } // namespace

@@ -19,6 +19,7 @@
 #include "amtp/mpc.hpp"
 #include "amtp/names.hpp"
 #include "amtp/policy.hpp"
+#include "amtp/queue.hpp"
 #include "amtp/reply.hpp"
 #include "amtp/resolver.hpp"
 #include "amtp/reverse_dns.hpp"
@@ -767,8 +768,34 @@ Napi::Value SettleDelivery(const Napi::CallbackInfo& info)
     return r;
 }
 
+// bounceMessage(hostname, id, sender, [{recipient, reply}], originalParts) -> string: the
+// RFC 3464 report amtpd's queue sends (core bounce_message), for recipients that failed
+// after others of the message were delivered.
+Napi::Value BounceMessage(const Napi::CallbackInfo& info)
+{
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[3].IsArray())
+        throw Napi::TypeError::New(env, "bounceMessage(hostname, id, sender, failed, original)");
+    amtp::QueueEntry entry;
+    const std::string hostname = string_arg(info, 0, "hostname");
+    entry.id = string_arg(info, 1, "id");
+    entry.sender = string_arg(info, 2, "sender");
+    const Napi::Array list = info[3].As<Napi::Array>();
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+        const Napi::Object o = list.Get(i).As<Napi::Object>();
+        entry.recipients.push_back({o.Get("recipient").ToString().Utf8Value(), amtp::QueuedStatus::failed,
+                                    o.Get("reply").IsString() ? o.Get("reply").As<Napi::String>().Utf8Value() : ""});
+    }
+    const std::vector<std::string> original = blobs_from(env, info[4], "original");
+    std::string text;
+    for (const auto& part : original)
+        text += part;
+    return Napi::String::New(env, amtp::bounce_message(hostname, entry, text, std::time(nullptr)));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
+    exports.Set("bounceMessage", Napi::Function::New<BounceMessage>(env, "bounceMessage"));
     exports.Set("settleDelivery", Napi::Function::New<SettleDelivery>(env, "settleDelivery"));
     exports.Set("Site", Site::Define(env));
     exports.Set("replyFor", Napi::Function::New<ReplyFor>(env, "replyFor"));
