@@ -1,5 +1,6 @@
 #include "amtpd/delivery.hpp"
 
+#include "amtp/errors.hpp"
 #include "amtp/maildir.hpp"
 #include "amtp/trace_headers.hpp"
 #include "net/lmtp.hpp"
@@ -134,6 +135,16 @@ StorageOutcome store_generated(const Settings& s, Queue& queue, const std::strin
                                const std::string& message)
 {
     if (is_local(s, recipient)) {
+        // A bounce for a local address without a mailbox has nobody to read it: it is
+        // dropped rather than made into a new mailbox (delivery.recipients bounds
+        // mailbox creation, and a private client chooses its sender address).
+        try {
+            const RecipientVerdict v = LocalRecipients::from_settings(s)->check(recipient);
+            if (v.reason == Reason::unknown_recipient)
+                return {Reason::none, "dropped: " + recipient + " is not a known local recipient", {}};
+        } catch (const ConfigError& e) {
+            return storage_failure(false, e.what());
+        }
         const auto o = deliver_local(s, "", {recipient}, {mpc_field(mpc), message});
         if (o.front().status == LocalStatus::delivered)
             return {};

@@ -27,8 +27,9 @@ struct StorageOutcome {
 // would make the client's retry deliver it twice).
 StorageOutcome store_message(const Settings& settings, Queue& queue, const DeliveryRequest& request);
 
-// A bounce (or any locally generated message) for `recipient` with `mpc`: into the
-// Maildir when the domain is local, else into the queue with the null sender.
+// A bounce (or any locally generated message) for `recipient` with `mpc`: delivered
+// locally when the domain is local (dropped, with detail, when delivery.recipients does
+// not know the recipient), else into the queue with the null sender.
 StorageOutcome store_generated(const Settings& settings, Queue& queue, const std::string& recipient,
                                const MpcValue& mpc, const std::string& message);
 

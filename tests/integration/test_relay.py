@@ -74,6 +74,16 @@ class Relay(unittest.TestCase):
         self.assertIn("Undelivered Mail Returned to Sender", b)
         self.assertIn("<carl@c.test>: 550 5.1.2", b)
 
+    def test_a_bounce_to_an_unknown_local_sender_creates_no_mailbox(self):
+        # A private client chooses its sender address; the bounce must not become a
+        # way to create mailboxes (delivery.recipients).
+        if amtp_world.ARGS.frontend != "standalone":
+            self.skipTest("amtpd's own bounces")
+        self.submit("stranger@b.test", "carl2@c.test", "per/individual")
+        self.assertTrue(wait_for(lambda: "is not a known local recipient" in WORLD.frontend_log()),
+                        WORLD.frontend_log())
+        self.assertFalse(os.path.exists(os.path.join(WORLD.maildir, "b.test", "stranger")))
+
     def test_an_mpc_deny_at_the_next_hop_bounces_without_sending(self):
         self.submit("cust3@b.test", "alice3@a.test", "com/optin")
         bounces = wait_for(lambda: WORLD.delivered("cust3"))
