@@ -110,7 +110,8 @@ int main(int argc, char** argv)
           << checked_path(socket_path, "--socket") << "\"\n\n"
           << "listen on " << listen->address.str() << " port " << listen->port << " proxy-v2 filter \"amtp\" hostname "
           << s.hostname << "\n\n"
-          << "action \"amtp_maildir\" mda \"" << checked_path(deliver, "--deliver") << " '" << root << "'"
+          << "action \"amtp_maildir\" mda \"" << checked_path(deliver, "--deliver") << " --recipients '"
+          << checked_path(s.delivery.recipients, "delivery.recipients") << "' '" << root << "'"
           << (notices.empty() ? "" : " " + checked_path(notices, "--delivery-notices")) << "\" virtual <amtp_mailboxes> userbase <amtp_users>\n";
         for (const auto& d : s.delivery.local_domains)
             c << "match from any for domain \"" << d << "\" action \"amtp_maildir\"\n";
