@@ -61,6 +61,8 @@ class Load:
         self.run_json = run_json
 
     def run(self, world, target, mailbox, carrier):
+        if not os.path.isdir(os.path.join(world.maildir, "b.test", mailbox)):
+            world.add_mailbox(mailbox)  # delivery.recipients = mailbox: it must exist
         cmd = [self.bench, "--mode", "mail", "--carrier", carrier, "-c", str(CONCURRENCY), "-s", str(self.secs),
                "--rcpt", "%s@b.test" % mailbox, "--target", target] + self.client
         r = self.run_json(cmd, self.secs + 90)

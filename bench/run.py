@@ -115,6 +115,7 @@ def main():
             for n in (1, 20):
                 raw = run_json([os.path.join(bin_dir, "fsync-baseline"), raw_dir + str(n), str(n), str(secs),
                                 "10240"], secs + 60)
+                world.add_mailbox("bench%d" % n)
                 msg = run_json([bench, "--mode", "message", "-c", str(n), "-s", str(secs), "--rcpt",
                                 "bench%d@b.test" % n] + amtp + client, secs + 90)
                 fig("10 KB messages/s into Maildir, %d session%s" % (n, "s" if n > 1 else ""), "messages/s",
@@ -185,6 +186,7 @@ def main():
                                                                                  opened.get("errors", 0)),
                 "KiB", per_session, "goal: 64 KiB", 64.0, 1.0, higher_is_better=False)
             for n in (1, 2, 5, 10, 20, 50):
+                world.add_mailbox("scale%d" % n)
                 r = run_json([bench, "--mode", "message", "-c", str(n), "-s", str(max(1, secs // 2)),
                               "--rcpt", "scale%d@b.test" % n] + amtp + client, secs + 90)
                 curve.append((n, r["p50_ms"], r["rate"]))

@@ -53,6 +53,17 @@ char lower(char c)
     return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
+// Domains compare case-insensitively everywhere (DNS), and so do mailboxes of
+// delivery.local-domain on this system: "Bob" and "bob" are one mailbox. Folding
+// (ASCII only) means every spelling lands in the same directory.
+std::string folded(std::string_view s)
+{
+    std::string out;
+    for (const char c : s)
+        out += lower(c);
+    return out;
+}
+
 // Lower-case LDH labels separated by single dots, at most 253 octets: a normalised
 // host name, which can neither be empty nor contain "/" or "..".
 bool valid_domain(std::string_view d)
@@ -153,18 +164,49 @@ std::string maildir_unique_name(std::string_view hostname)
     return head + host;
 }
 
+MailboxLookup find_maildir(const std::string& root, std::string_view domain, std::string_view local_part)
+{
+    const std::string dom = folded(domain);
+    const std::string local = folded(local_part);
+    MailboxLookup out;
+    if (!valid_domain(dom) || !valid_local_part(local)) {
+        out.state = MailboxState::invalid_name;
+        return out;
+    }
+    // A missing root is an unmounted mail volume, not an unknown recipient: temporary.
+    struct stat st{};
+    if (::stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        out.state = MailboxState::lookup_failed;
+        out.error = "maildir root " + root + " is not available";
+        return out;
+    }
+    const std::string box = root + "/" + dom + "/" + local;
+    if (::lstat(box.c_str(), &st) != 0) {
+        const int err = errno;
+        if (err == ENOENT || err == ENOTDIR) {
+            out.state = MailboxState::missing;
+        } else {
+            out.state = MailboxState::lookup_failed;
+            out.error = "stat " + box + ": " + errno_text(err);
+        }
+        return out;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        // Something else holds the mailbox's name (a file, a symbolic link): a broken
+        // mailbox for the operator to repair, not an unknown recipient.
+        out.state = MailboxState::lookup_failed;
+        out.error = box + " is not a directory";
+        return out;
+    }
+    out.state = MailboxState::exists;
+    return out;
+}
+
 StoreResult store_in_maildir(const std::string& root, std::string_view domain, std::string_view local_part,
                              const std::vector<std::string_view>& parts)
 {
-    // Domains compare case-insensitively everywhere (DNS), and so do mailboxes of
-    // delivery.local-domain on this system: "Bob" and "bob" are one mailbox. Folding
-    // here (ASCII only) means every spelling lands in the same directory.
-    std::string dom;
-    for (const char c : domain)
-        dom += lower(c);
-    std::string local;
-    for (const char c : local_part)
-        local += lower(c);
+    const std::string dom = folded(domain);
+    const std::string local = folded(local_part);
     if (!valid_domain(dom))
         return refused("invalid mail domain for delivery");
     if (!valid_local_part(local))

@@ -54,6 +54,8 @@ constexpr Entry table[] = {
     {Reason::bare_linefeed, "bare_linefeed", 554, "5.6.0", "Message contains a bare LF; lines must end with CRLF"},
     {Reason::not_implemented, "not_implemented", 502, "5.5.1", "Command not implemented"},
     {Reason::relay_denied, "relay_denied", 550, "5.7.1", "Relaying denied: recipient domain is not local"},
+    {Reason::unknown_recipient, "unknown_recipient", 550, "5.1.1", "Recipient address unknown: no such mailbox here"},
+    {Reason::delivery_refused, "delivery_refused", 554, "5.0.0", "Delivery refused by the local delivery agent"},
     {Reason::too_many_recipients, "too_many_recipients", 452, "4.5.3", "Too many recipients"},
     {Reason::no_recipients, "no_recipients", 503, "5.5.1", "No valid recipients"},
     {Reason::message_too_big, "message_too_big", 552, "5.3.4", "Message size exceeds fixed maximum message size"},

@@ -43,6 +43,7 @@ ServerConfig make_server_config(const Settings& settings, std::shared_ptr<const 
     c.local_domains = settings.delivery.local_domains;
     c.limits = settings.limits;
     c.policy = std::move(policy);
+    c.recipients = LocalRecipients::from_settings(settings);
     return c;
 }
 
@@ -402,6 +403,17 @@ void ServerSession::cmd_rcpt(const std::string& argument)
         log_decision("rcpt", Reason::relay_denied, "rcpt", address);
         return;
     }
+    if (local && config_->recipients) {
+        // Before the MPC rules: an unknown mailbox is the same answer for every MPC.
+        const RecipientVerdict v = config_->recipients->check(address);
+        if (v.reason != Reason::none) {
+            refuse(v.reason, {}, v.reason == Reason::unknown_recipient);
+            log_decision("rcpt", v.reason, "rcpt", address);
+            if (log_ && v.reason == Reason::storage_temporary)
+                log_(LogLine("rcpt").kv("session", session_id_).kv("rcpt", address).kv("detail", v.detail).str());
+            return;
+        }
+    }
     if (mpc_from_parameter_ && config_->policy && !config_->policy->recipient_allows(address, envelope_.mpc)) {
         refuse(Reason::mpc_denied, {}, false);
         log_decision("rcpt", Reason::mpc_denied, "rcpt", address);
@@ -517,6 +529,8 @@ void ServerSession::delivery_done(Reason failure, std::string_view detail)
         line.kv("session", session_id_).kv("result", "accepted").kv("reason", "none");
         line.kv("mpc", envelope_.mpc.str()).kv("sender", envelope_.sender);
         line.kv("recipients", join(envelope_.recipients)).kv("size", static_cast<long long>(message_size_));
+        if (!detail.empty())
+            line.kv("detail", detail); // recipients carried to the queue (settle_delivery)
         if (log_)
             log_(line.str());
     } else {

@@ -503,6 +503,26 @@ Codec<std::string> lmtp()
             [](const std::string& v) { return v; }};
 }
 
+// delivery.recipients: "mailbox", "any" or "file:PATH" (the path made absolute).
+Codec<std::string> recipients()
+{
+    const std::string hint = "use mailbox, any or file:/path/to/list";
+    return {"recipients", hint, "", false,
+            [=](const Input& in) {
+                if (in.value == "mailbox" || in.value == "any")
+                    return std::string(in.value);
+                constexpr std::string_view file_prefix = "file:";
+                if (in.value.substr(0, file_prefix.size()) == file_prefix) {
+                    const auto file = in.value.substr(file_prefix.size());
+                    if (!file.empty() && !has_control_character(file))
+                        return "file:" + resolve_path(in, file);
+                }
+                in.fail(quote(in.value) + " is not a recipient check (" + hint + ")");
+                return std::string{};
+            },
+            [](const std::string& v) { return v; }};
+}
+
 Codec<std::string> tls_version()
 {
     const std::string hint = "use 1.2 or 1.3";
@@ -561,6 +581,8 @@ const TypeDoc type_docs[] = {
     {"lmtp", "`unix:/path/to/socket` (a relative path is taken from the configuration file's directory) or "
              "`HOST:PORT`; empty means none."},
     {"tls-version", "`1.2` or `1.3`."},
+    {"recipients", "`mailbox`, `any` or `file:PATH` (a relative path is taken from the configuration file's "
+                   "directory)."},
 };
 
 // ------------------------------------------------------------------ the table
@@ -707,6 +729,13 @@ const std::vector<Option>& options()
         option("delivery.lmtp", lmtp(), Occurs::optional, "", "unix:/run/dovecot/lmtp",
                "Hand local mail to this LMTP server instead of writing Maildirs; empty: Maildir delivery.",
                [](auto& s) -> auto& { return s.delivery.lmtp; }),
+        option("delivery.recipients", recipients(), Occurs::optional, "mailbox", "file:recipients.txt",
+               "Which recipients of a local domain exist; any other is refused at RCPT with 550 5.1.1, so a peer "
+               "cannot make the server create mailboxes without bound. mailbox: the Maildir "
+               "<maildir-root>/<domain>/<local-part> must exist (with delivery.lmtp: the agent's reply decides, "
+               "after DATA); file:PATH: the addresses listed in PATH, one per line, # starts a comment, re-read on "
+               "reload; any: every local part, its Maildir created on first delivery.",
+               [](auto& s) -> auto& { return s.delivery.recipients; }),
 
         option("policy.file", path(true), Occurs::optional, "", "policy.xml",
                "The site's MPC policy in XML (profile B6): EHLO declarations, per-recipient rules, sender values, "

@@ -259,8 +259,38 @@ function implicit_tls(connection) {
     return !!connection.tls?.enabled
 }
 
+// What one session may have outstanding: bytes read but not yet processed plus replies
+// written but not yet sent. Haraka reads everything a client sends and queues every
+// reply in memory without limit, so a client that pipelines commands (NOOP in a loop)
+// and never reads would grow the process without bound. Past the bound the session is
+// closed; no reply can reach a client that does not read. A session that has not passed
+// EHLO (no verified certificate yet) gets a much smaller allowance: it has no business
+// pipelining more than a few commands.
+const OUTSTANDING_LIMIT = 1024 * 1024
+const OUTSTANDING_LIMIT_UNVERIFIED = 64 * 1024
+
+function bound_outstanding(plugin, connection) {
+    const sock = connection.client
+    if (!sock || typeof sock.on !== 'function') return
+    const st = state_of(connection)
+    sock.on('data', () => {
+        if (st.overflowed) return
+        const tls = tls_socket(connection)
+        const pending = (connection.current_data?.length || 0) + (sock.writableLength || 0) +
+            (tls && tls !== sock ? tls.writableLength || 0 : 0)
+        const limit = st.authenticated ? OUTSTANDING_LIMIT : OUTSTANDING_LIMIT_UNVERIFIED
+        if (pending <= limit) return
+        st.overflowed = true
+        connection.lognotice(plugin, kv({ event: 'close', session: connection.uuid, peer: connection.remote.ip,
+            result: 'fail', reason: 'output_backlog', pending, limit }))
+        connection.current_data = null
+        sock.destroy()
+    })
+}
+
 exports.hook_connect_init = function (next, connection) {
     try {
+        bound_outstanding(this, connection)
         // Connection limits as amtpd counts them (this process; serve runs one, nodes=0).
         const ip = connection.remote.ip
         this.connections = (this.connections || 0) + 1
@@ -444,6 +474,14 @@ exports.hook_rcpt = function (next, connection, params) {
             connection.lognotice(plugin, kv({ ...log, result: 'fail', reason: 'relay_denied', rcpt: box.address }))
             return next(DENY, refusal('relay_denied'))
         }
+        // delivery.recipients, decided by the core: a peer cannot make the plugin create
+        // mailboxes without bound.
+        const known = site_of(plugin, connection).checkRecipient(box.address)
+        if (known.reason !== 'none') {
+            connection.lognotice(plugin, kv({ ...log, result: 'fail', reason: known.reason, rcpt: box.address, detail: known.detail }))
+            const reply = native.replyFor(known.reason)
+            return next(reply.code >= 500 ? DENY : DENYSOFT, dsn_of(reply))
+        }
         if (t.mpc && !site_of(plugin, connection).recipientAllows(box.address, t.mpc)) {
             connection.lognotice(plugin, kv({ ...log, result: 'fail', reason: 'mpc_denied', rcpt: box.address }))
             return next(DENY, refusal('mpc_denied'))
@@ -512,49 +550,108 @@ async function deliver(plugin, connection) {
     })
     const body = await message_data(txn)
     const parts = [trace, native.mpcField(t.mpc), body]
-    const local = t.recipients.length ? await deliver_local(plugin, t, parts, body) : { reason: 'none', size: body.length }
-    if (local.reason !== 'none' || !t.remote.length) return local
-    // Relaying: no MPC field (the next hop gets MPC= on MAIL, draft s5.2).
+    // The core's rule (settle_delivery): nothing durable may be refused (the client's
+    // retry would deliver it twice), nothing may be acknowledged that is not durable.
+    // Haraka has no queue of its own to carry a failed recipient: Maildir copies, which
+    // can be taken back, are, and the whole message gets 451, so that the retry
+    // delivers each recipient once. Copies an LMTP agent took cannot be taken back:
+    // the failed recipients are then reported to the sender in an RFC 3464 bounce sent
+    // through the relay sidecar's queue, and the client hears 250. Maildir copies go
+    // first, the relay hand-off after them.
+    const outcomes = t.recipients.length ? await deliver_local(plugin, t, parts, body) : []
+    const settled = native.settleDelivery(outcomes, false)
+    const size = body.length
+    if (settled.reply !== 'none') return { reason: settled.reply, detail: settled.detail, size }
+    const delivered = outcomes.filter((o) => o.status === 'delivered')
+    const failed = outcomes.filter((o) => o.status !== 'delivered')
+    const by_agent = delivered.some((o) => !o.path)
+    const undo = (why) => {
+        const fs = require('node:fs')
+        const kept = []
+        for (const o of delivered) {
+            try {
+                if (!o.path) throw new Error('not a Maildir copy')
+                fs.unlinkSync(o.path)
+            } catch {
+                kept.push(o.recipient)
+            }
+        }
+        // A copy that cannot be taken back may be delivered again: preferred to a loss.
+        return { reason: 'storage_temporary', size,
+            detail: `${why}; ${kept.length ? `copies kept (may be delivered again): ${kept.join(',')}` : 'local copies taken back'}` }
+    }
+    if (settled.carry && !by_agent) return undo(`local delivery: ${settled.detail}`)
+    if (t.remote.length) {
+        // Relaying: no MPC field (the next hop gets MPC= on MAIL, draft s5.2).
+        try {
+            const replies = await lmtp.handoff(plugin.relay, {
+                ehlo: plugin.settings.hostname,
+                sender: t.sender,
+                mpc: t.mpc,
+                recipients: t.remote.map((r) => r.address),
+                data: Buffer.concat([Buffer.from(trace, 'utf8'), body]),
+            })
+            const bad = replies.find((r) => !r || r.code < 200 || r.code >= 300)
+            if (bad) return undo(`relay ${bad.code} ${bad.text}`)
+        } catch (err) {
+            return undo(`relay: ${err.message}`)
+        }
+    }
+    if (!settled.carry) return { reason: 'none', size }
+    const carried = `carried=${failed.map((o) => o.recipient).join(',')}`
+    if (!t.sender) return { reason: 'none', size, detail: `${carried} bounce=dropped (null sender: no bounce of a bounce)` }
+    if (!plugin.relay) return undo(`${settled.detail}; no relay sidecar to send the bounce`)
     try {
+        const report = native.bounceMessage(plugin.settings.hostname, connection.transaction.uuid, t.sender,
+            failed.map((o) => ({ recipient: o.recipient, reply: o.reply })), [trace, body])
         const replies = await lmtp.handoff(plugin.relay, {
             ehlo: plugin.settings.hostname,
-            sender: t.sender,
-            mpc: t.mpc,
-            recipients: t.remote.map((r) => r.address),
-            data: Buffer.concat([Buffer.from(trace, 'utf8'), body]),
+            sender: '',
+            mpc: 'net/autoresponse',
+            recipients: [t.sender],
+            data: Buffer.from(report, 'utf8'),
         })
         const bad = replies.find((r) => !r || r.code < 200 || r.code >= 300)
-        if (bad) return { reason: 'storage_temporary', detail: `relay ${bad.code} ${bad.text}` }
+        if (bad) return undo(`bounce ${bad.code} ${bad.text}`)
     } catch (err) {
-        return { reason: 'storage_temporary', detail: err.message }
+        return undo(`bounce: ${err.message}`)
     }
-    return local
+    return { reason: 'none', size, detail: `${carried} bounce=queued ${settled.detail}` }
 }
 
+// One outcome per local recipient, in order: {recipient, status, diskFull, reply, path}.
 async function deliver_local(plugin, t, parts, body) {
     const target = plugin.settings.delivery.lmtp
     if (target) {
-        // delivery.lmtp: the agent stores; its 2xx for every recipient is the acknowledgement.
+        // delivery.lmtp: the agent stores; its reply for each recipient decides that one.
+        let replies
         try {
-            const replies = await lmtp.deliver(target, {
+            replies = await lmtp.deliver(target, {
                 lhlo: plugin.settings.hostname,
                 sender: t.sender,
                 recipients: t.recipients.map((r) => r.address),
                 data: Buffer.concat([Buffer.from(parts[0] + parts[1], 'utf8'), body]),
             })
-            const bad = replies.find((r) => !r || r.code < 200 || r.code >= 300)
-            if (bad) return { reason: 'storage_temporary', detail: `LMTP ${bad.code} ${bad.text}` }
         } catch (err) {
-            return { reason: 'storage_temporary', detail: err.message }
+            return t.recipients.map((r) => ({ recipient: r.address, status: 'temporary', reply: err.message }))
         }
-        return { reason: 'none', size: body.length }
+        return t.recipients.map((r, i) => {
+            const x = replies[i]
+            const status = !x ? 'temporary' : x.code >= 200 && x.code < 300 ? 'delivered' : x.code >= 500 ? 'permanent' : 'temporary'
+            // The agent's reply first: the bounce takes its enhanced status code from there.
+            return { recipient: r.address, status, reply: x ? `${x.code} ${x.text} (LMTP)` : 'LMTP: no reply' }
+        })
     }
     const root = plugin.settings.delivery.maildirRoot
     // Each local recipient gets its own durable copy; the 250 waits for all of them.
     const stored = await Promise.allSettled(t.recipients.map((r) => native.storeInMaildir(root, r.domain, r.local, parts)))
-    const failed = stored.find((s) => s.status === 'rejected')
-    if (failed) return { reason: failed.reason.code || 'storage_temporary', detail: failed.reason.message }
-    return { reason: 'none', paths: stored.map((s) => s.value.path), size: body.length }
+    return stored.map((st, i) => {
+        const recipient = t.recipients[i].address
+        if (st.status === 'fulfilled') return { recipient, status: 'delivered', path: st.value.path }
+        const err = st.reason
+        return { recipient, status: err.temporary === false ? 'permanent' : 'temporary',
+            diskFull: err.code === 'storage_full', reply: err.message }
+    })
 }
 
 exports.hook_data_post = function (next, connection) {

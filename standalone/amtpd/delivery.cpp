@@ -1,8 +1,11 @@
 #include "amtpd/delivery.hpp"
 
+#include "amtp/errors.hpp"
 #include "amtp/maildir.hpp"
 #include "amtp/trace_headers.hpp"
 #include "net/lmtp.hpp"
+
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -15,6 +18,17 @@ StorageOutcome storage_failure(bool disk_full, std::string detail)
     return {disk_full ? Reason::storage_full : Reason::storage_temporary, std::move(detail), {}};
 }
 
+std::string failed_list(const std::vector<LocalOutcome>& outcomes)
+{
+    std::string out;
+    for (const auto& o : outcomes)
+        if (o.status != LocalStatus::delivered)
+            out += (out.empty() ? "" : ",") + o.recipient;
+    return out;
+}
+
+} // namespace
+
 bool is_local(const Settings& s, const std::string& address)
 {
     const std::string domain = address.substr(address.rfind('@') + 1);
@@ -22,37 +36,37 @@ bool is_local(const Settings& s, const std::string& address)
            s.delivery.local_domains.end();
 }
 
-// Final delivery to local recipients: by LMTP when delivery.lmtp is set, else into
-// their Maildirs.
-StorageOutcome deliver_local(const Settings& s, const std::string& sender, const std::vector<std::string>& recipients,
-                             const std::vector<std::string_view>& parts)
+std::vector<LocalOutcome> deliver_local(const Settings& s, const std::string& sender,
+                                        const std::vector<std::string>& recipients,
+                                        const std::vector<std::string_view>& parts)
 {
     if (recipients.empty())
         return {};
-    if (!s.delivery.lmtp.empty()) {
-        const net::LmtpResult r =
-            net::deliver_lmtp(s.delivery.lmtp, s.hostname, sender, recipients, parts, s.limits.command_timeout);
-        // Even a permanent LMTP refusal is a 4xx here: the recipient was accepted at
-        // RCPT, and the operator should fix the agent rather than lose the mail.
-        return r.ok ? StorageOutcome{} : storage_failure(false, r.detail);
-    }
+    if (!s.delivery.lmtp.empty())
+        return net::deliver_lmtp(s.delivery.lmtp, s.hostname, sender, recipients, parts, s.limits.command_timeout);
+    std::vector<LocalOutcome> out;
+    // Every recipient is tried even after one failed: each copy is independent, and
+    // settle_delivery decides what the failures mean for the reply.
     for (const auto& rcpt : recipients) {
         const auto at = rcpt.rfind('@');
         const StoreResult r = store_in_maildir(s.delivery.maildir_root, rcpt.substr(at + 1), rcpt.substr(0, at), parts);
-        if (!r.ok)
-            return storage_failure(r.disk_full, rcpt + ": " + r.error);
+        LocalOutcome o;
+        o.recipient = rcpt;
+        o.status = r.ok ? LocalStatus::delivered : r.temporary ? LocalStatus::temporary : LocalStatus::permanent;
+        o.disk_full = r.disk_full;
+        o.reply = r.ok ? "" : (r.temporary ? "451 4.3.0 " : "550 5.1.1 ") + r.error;
+        o.path = r.path;
+        out.push_back(std::move(o));
     }
-    return {};
+    return out;
 }
-
-} // namespace
 
 StorageOutcome store_message(const Settings& s, Queue& queue, const DeliveryRequest& request)
 {
     const Envelope& env = request.envelope;
     StorageOutcome out;
-    // The queue first: one durable step for all remote recipients, undone if a local
-    // delivery then fails, so the client's retry does not duplicate remote copies.
+    // The queue first: one durable step for all remote recipients, undone if nothing
+    // local could be delivered, so the client's retry does not duplicate remote copies.
     QueueEntry entry;
     std::vector<std::string> local;
     for (std::size_t i = 0; i < env.recipients.size(); ++i) {
@@ -61,32 +75,81 @@ StorageOutcome store_message(const Settings& s, Queue& queue, const DeliveryRequ
         else
             entry.recipients.push_back({env.recipients[i], QueuedStatus::pending, ""});
     }
+    entry.sender = env.sender;
+    entry.mpc = env.mpc;
+    entry.created = std::time(nullptr);
+    entry.next_attempt = entry.created;
     if (!entry.recipients.empty()) {
         entry.id = queue.new_id();
-        entry.sender = env.sender;
-        entry.mpc = env.mpc;
-        entry.created = std::time(nullptr);
-        entry.next_attempt = entry.created;
         const QueueResult q = queue.enqueue(entry, {request.trace, request.message});
         if (!q.ok)
             return storage_failure(q.disk_full, "queue: " + q.error);
         out.queued_id = entry.id;
     }
     const std::string mpc = mpc_field(env.mpc);
-    StorageOutcome r = deliver_local(s, env.sender, local, {request.trace, mpc, request.message});
-    if (r.failure != Reason::none) {
+    const std::vector<LocalOutcome> outcomes = deliver_local(s, env.sender, local, {request.trace, mpc, request.message});
+    const Settlement settled = settle_delivery(outcomes, !out.queued_id.empty());
+    auto undo_queue = [&] {
         if (!out.queued_id.empty())
             queue.remove(out.queued_id);
-        return r;
+    };
+    if (settled.reply != Reason::none) {
+        undo_queue();
+        return {settled.reply, settled.detail, {}};
     }
+    if (!settled.carry)
+        return out;
+
+    // Some copies are durable and some recipients failed: the failures go to the queue
+    // (the queue runner delivers local recipients locally, with the MPC field, and
+    // bounces the permanent failures), and only then is the 250 sent. An entry of their
+    // own: the remote recipients' entry may already be in the queue runner's hands.
+    QueueEntry carried = entry;
+    carried.recipients.clear();
+    for (const auto& o : outcomes) {
+        if (o.status == LocalStatus::delivered)
+            continue;
+        carried.recipients.push_back(
+            {o.recipient, o.status == LocalStatus::temporary ? QueuedStatus::pending : QueuedStatus::failed, o.reply});
+    }
+    carried.id = queue.new_id();
+    const QueueResult q = queue.enqueue(carried, {request.trace, request.message});
+    if (!q.ok) {
+        // Nothing can carry the failures. Undo the Maildir copies just written, so that
+        // the client's retry delivers them once; copies an LMTP agent took cannot be
+        // taken back, and a duplicate is preferred to a loss (RFC 5321 s6.1).
+        bool undone = true;
+        for (const auto& o : outcomes)
+            if (o.status == LocalStatus::delivered && (o.path.empty() || ::unlink(o.path.c_str()) != 0))
+                undone = false;
+        undo_queue();
+        return storage_failure(q.disk_full, "queue: " + q.error + (undone ? "" : "; copies already delivered may "
+                                                                                "be delivered again"));
+    }
+    out.queued_id = carried.id;
+    out.detail = "carried=" + failed_list(outcomes) + " queue=" + carried.id + " " + settled.detail;
     return out;
 }
 
 StorageOutcome store_generated(const Settings& s, Queue& queue, const std::string& recipient, const MpcValue& mpc,
                                const std::string& message)
 {
-    if (is_local(s, recipient))
-        return deliver_local(s, "", {recipient}, {mpc_field(mpc), message});
+    if (is_local(s, recipient)) {
+        // A bounce for a local address without a mailbox has nobody to read it: it is
+        // dropped rather than made into a new mailbox (delivery.recipients bounds
+        // mailbox creation, and a private client chooses its sender address).
+        try {
+            const RecipientVerdict v = LocalRecipients::from_settings(s)->check(recipient);
+            if (v.reason == Reason::unknown_recipient)
+                return {Reason::none, "dropped: " + recipient + " is not a known local recipient", {}};
+        } catch (const ConfigError& e) {
+            return storage_failure(false, e.what());
+        }
+        const auto o = deliver_local(s, "", {recipient}, {mpc_field(mpc), message});
+        if (o.front().status == LocalStatus::delivered)
+            return {};
+        return storage_failure(o.front().disk_full, o.front().reply);
+    }
     QueueEntry entry;
     entry.id = queue.new_id();
     entry.mpc = mpc;

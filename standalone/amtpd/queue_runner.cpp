@@ -1,6 +1,7 @@
 #include "amtpd/queue_runner.hpp"
 
 #include "amtpd/delivery.hpp"
+#include "amtp/trace_headers.hpp"
 #include "net/outgoing.hpp"
 
 #include <boost/asio/post.hpp>
@@ -106,11 +107,37 @@ QueueEntry attempt_entry(const Runtime& rt, Queue& queue, QueueEntry entry, cons
     Resolver resolver(resolver_options(s));
 
     std::map<std::string, std::vector<std::size_t>> by_domain;
+    std::vector<std::size_t> local;
     for (std::size_t i = 0; i < entry.recipients.size(); ++i)
         if (entry.recipients[i].status == QueuedStatus::pending) {
             const auto& a = entry.recipients[i].address;
-            by_domain[a.substr(a.rfind('@') + 1)].push_back(i);
+            if (is_local(s, a))
+                local.push_back(i);
+            else
+                by_domain[a.substr(a.rfind('@') + 1)].push_back(i);
         }
+    // Local recipients whose delivery failed while others of their message succeeded
+    // (store_message carried them here): delivered locally, with the MPC field that
+    // final delivery adds (draft s4.4.4).
+    if (!local.empty()) {
+        std::vector<std::string> addresses;
+        for (auto i : local)
+            addresses.push_back(entry.recipients[i].address);
+        const auto outcomes = deliver_local(s, entry.sender, addresses, {mpc_field(entry.mpc), *message});
+        for (std::size_t k = 0; k < local.size() && k < outcomes.size(); ++k) {
+            QueuedRecipient& r = entry.recipients[local[k]];
+            r.status = outcomes[k].status == LocalStatus::delivered   ? QueuedStatus::delivered
+                       : outcomes[k].status == LocalStatus::permanent ? QueuedStatus::failed
+                                                                      : QueuedStatus::pending;
+            if (!outcomes[k].reply.empty())
+                r.last_reply = outcomes[k].reply;
+            if (log)
+                log(LogLine("local").kv("id", entry.id).kv("rcpt", r.address)
+                        .kv("result", r.status == QueuedStatus::delivered ? "delivered"
+                                      : r.status == QueuedStatus::failed ? "refused" : "deferred")
+                        .kv("reply", outcomes[k].reply).str());
+        }
+    }
     for (const auto& [domain, indexes] : by_domain) {
         OutgoingMessage m;
         m.sender = entry.sender;

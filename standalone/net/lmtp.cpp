@@ -128,46 +128,102 @@ private:
     std::string buffer_;
 };
 
-LmtpResult failure(const Reply& r, std::string_view step)
+LocalStatus status_of(const Reply& r)
 {
-    LmtpResult out;
-    out.temporary = r.code == 0 || r.code < 500;
-    out.detail = "LMTP " + std::string(step) + ": " + (r.code ? r.text : "no reply");
-    return out;
+    return r.code >= 200 && r.code < 300 ? LocalStatus::delivered
+           : r.code >= 500               ? LocalStatus::permanent
+                                         : LocalStatus::temporary; // 4xx, or no reply at all
+}
+
+// The agent's reply first (a bounce takes its enhanced status code from there), then
+// the step it answered.
+std::string reply_line(const Reply& r, std::string_view step)
+{
+    if (!r.code)
+        return "LMTP " + std::string(step) + ": no reply";
+    return r.text + " (LMTP " + std::string(step) + ")";
 }
 
 } // namespace
 
-LmtpResult deliver_lmtp(const std::string& target, const std::string& lhlo_name, const std::string& sender,
-                        const std::vector<std::string>& recipients, const std::vector<std::string_view>& parts,
-                        std::chrono::seconds timeout)
+std::vector<LocalOutcome> deliver_lmtp(const std::string& target, const std::string& lhlo_name,
+                                       const std::string& sender, const std::vector<std::string>& recipients,
+                                       const std::vector<std::string_view>& parts, std::chrono::seconds timeout)
 {
+    std::vector<LocalOutcome> out;
+    for (const auto& rcpt : recipients)
+        out.push_back({rcpt, LocalStatus::temporary, false, "", ""});
+    // A failure of the dialogue itself (connection, greeting, LHLO, MAIL, DATA) is the
+    // agent's, not the recipients': temporary whatever its code, so that a misconfigured
+    // agent makes mail wait for the operator rather than bounce.
+    auto all = [&](const Reply& r, std::string_view step, const std::vector<bool>* only = nullptr) {
+        for (std::size_t i = 0; i < out.size(); ++i)
+            if (!only || (*only)[i]) {
+                out[i].status = LocalStatus::temporary;
+                out[i].reply = reply_line(r, step);
+            }
+        return out;
+    };
     Connection c(timeout);
     if (const std::string err = c.open(target); !err.empty())
-        return {false, true, "LMTP connect " + err};
+        return all(Reply{}, "connect " + err);
     Reply r = c.reply();
     if (r.code != 220)
-        return failure(r, "greeting");
+        return all(r, "greeting");
     if (!c.send("LHLO " + lhlo_name + "\r\n") || (r = c.reply()).code != 250)
-        return failure(r, "LHLO");
+        return all(r, "LHLO");
     if (!c.send("MAIL FROM:<" + sender + ">\r\n") || (r = c.reply()).code != 250)
-        return failure(r, "MAIL");
-    for (const auto& rcpt : recipients)
-        if (!c.send("RCPT TO:<" + rcpt + ">\r\n") || (r = c.reply()).code != 250)
-            return failure(r, "RCPT " + rcpt);
+        return all(r, "MAIL");
+    std::vector<bool> accepted(recipients.size(), false);
+    bool any = false;
+    for (std::size_t i = 0; i < recipients.size(); ++i) {
+        if (!c.send("RCPT TO:<" + recipients[i] + ">\r\n") || (r = c.reply()).code == 0) {
+            // The dialogue broke: this one and every later one are open.
+            std::vector<bool> open(recipients.size(), false);
+            for (std::size_t k = i; k < recipients.size(); ++k)
+                open[k] = true;
+            all(r, "RCPT", &open);
+            break;
+        }
+        if (r.code / 100 == 2) {
+            accepted[i] = true;
+            any = true;
+        } else {
+            out[i].status = status_of(r);
+            out[i].reply = reply_line(r, "RCPT");
+        }
+    }
+    if (!any) {
+        c.send("QUIT\r\n");
+        return out;
+    }
     if (!c.send("DATA\r\n") || (r = c.reply()).code != 354)
-        return failure(r, "DATA");
+        return all(r, "DATA", &accepted);
     std::string body;
     for (const auto part : parts)
         body.append(part.data(), part.size());
     if (!c.send(dot_stuff({}, body)))
-        return failure(Reply{}, "message");
-    // LMTP: one reply per accepted recipient (RFC 2033 s4.2).
-    for (const auto& rcpt : recipients)
-        if ((r = c.reply()).code != 250)
-            return failure(r, "delivery to " + rcpt);
+        return all(Reply{}, "message", &accepted);
+    // LMTP: one reply per accepted recipient, in RCPT order (RFC 2033 s4.2).
+    for (std::size_t i = 0; i < recipients.size(); ++i) {
+        if (!accepted[i])
+            continue;
+        r = c.reply();
+        out[i].status = status_of(r);
+        out[i].reply = reply_line(r, "delivery");
+        if (r.code == 0) {
+            // No more replies will come; the agent may or may not have stored the
+            // rest, and a retry is the only way not to lose them.
+            for (std::size_t k = i; k < recipients.size(); ++k)
+                if (accepted[k]) {
+                    out[k].status = LocalStatus::temporary;
+                    out[k].reply = reply_line(r, "delivery");
+                }
+            break;
+        }
+    }
     c.send("QUIT\r\n");
-    return {true, false, {}};
+    return out;
 }
 
 } // namespace amtp::net

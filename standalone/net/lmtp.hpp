@@ -3,6 +3,7 @@
 // step; runs on a storage thread.
 #pragma once
 
+#include "amtp/local_delivery.hpp"
 #include "amtp/reply.hpp"
 
 #include <chrono>
@@ -12,15 +13,13 @@
 
 namespace amtp::net {
 
-struct LmtpResult {
-    bool ok = false;                  // every recipient accepted
-    bool temporary = true;            // a failure that may pass on a retry
-    std::string detail;               // the first failure, for the log and the reply
-};
-
+// One outcome per recipient, in order (RFC 2033 s4.2: after DATA the agent answers
+// for each accepted recipient). A recipient the agent refused at RCPT, or whose reply
+// after the data is 4xx/5xx, fails alone; a broken dialogue makes every recipient not
+// yet answered a temporary failure.
 // `target` is "unix:/path" or "host:port" (as settings.delivery.lmtp writes it).
-LmtpResult deliver_lmtp(const std::string& target, const std::string& lhlo_name, const std::string& sender,
-                        const std::vector<std::string>& recipients, const std::vector<std::string_view>& parts,
-                        std::chrono::seconds timeout);
+std::vector<LocalOutcome> deliver_lmtp(const std::string& target, const std::string& lhlo_name,
+                                       const std::string& sender, const std::vector<std::string>& recipients,
+                                       const std::vector<std::string_view>& parts, std::chrono::seconds timeout);
 
 } // namespace amtp::net

@@ -94,6 +94,25 @@ def wait_for_port(host, port, proc, seconds=20.0):
     raise RuntimeError("nothing listens on %s:%d after %.0f s" % (host, port, seconds))
 
 
+# The mailboxes that exist in b.test and a.test: delivery.recipients defaults to
+# "mailbox", so a recipient is accepted only when its Maildir exists. Every mailbox the
+# suites deliver to is listed here; a test that needs another calls add_mailbox().
+MAILBOXES_B = (
+    "after-flood after-reset bench bob bob2 carol carrier conflict cust cust1 cust2 cust3 cust4 cust5 cust6 "
+    "cust7 dora dropped durable erin fred free full gus hank ivy kill late mallory-target many multi1 multi2 "
+    "nocom nompc patient pipe postmaster-reports quinn reset soak stall trace warm-up x zed").split()
+MAILBOXES_A = "a admin ads alice alice3 b cust ivy list retry shop yan".split()
+
+
+def add_mailbox(root, domain, name):
+    """Creates the Maildir <root>/<domain>/<name>/{tmp,new,cur}, writable by any user
+    (some suites drop the server's privileges)."""
+    for d in (os.path.join(root, domain), os.path.join(root, domain, name)) + tuple(
+            os.path.join(root, domain, name, sub) for sub in ("tmp", "new", "cur")):
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o777)
+
+
 class World:
     def __init__(self, frontend, build_dir, limits="", listen_extra="", delivery_extra="", extra_sources=0,
                  bench_ptrs=0):
@@ -120,6 +139,8 @@ class World:
         self.peer_private_port = free_port()  # and its private listener (submission)
         self.maildir = os.path.join(self.dir, "mail")
         os.makedirs(self.maildir)
+        for name in MAILBOXES_B:
+            add_mailbox(self.maildir, "b.test", name)
 
     # --- files -------------------------------------------------------------------
     def p(self, name):
@@ -263,6 +284,8 @@ source = %s
         It declares DENY com/optin so that a relayed message can meet an MPC DENY."""
         self.maildir_a = os.path.join(self.dir, "mail-a")
         os.makedirs(self.maildir_a, exist_ok=True)
+        for name in MAILBOXES_A:
+            add_mailbox(self.maildir_a, "a.test", name)
         policy = self.write("policy-a.xml", '<amtp-policy><advertise><deny mpc="com/optin"/></advertise></amtp-policy>\n')
         config = self.write("a-server.ini", """hostname = mx.a.test
 [listen]
@@ -329,6 +352,9 @@ directory = %s
                 tls_session=None):
         return WireSession(self, cert, source, port or (self.private_port if private else self.public_port), host,
                            tls_session)
+
+    def add_mailbox(self, name, domain="b.test", root=None):
+        add_mailbox(root or self.maildir, domain, name)
 
     def wait_delivered(self, mailbox, count, seconds=15.0, domain="b.test", root=None):
         """delivered(), once `count` messages are there (or the time is up): front-ends

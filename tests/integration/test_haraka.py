@@ -131,9 +131,9 @@ class Data(Base):
         self.assertEqual(WORLD.delivered("nompc"), [])
 
     def test_storage_failure_is_a_temporary_451_not_an_acceptance(self):
-        # The mailbox path is taken by a plain file: the core cannot create the Maildir.
-        os.makedirs(os.path.join(WORLD.maildir, "b.test"), exist_ok=True)
-        with open(os.path.join(WORLD.maildir, "b.test", "blocked"), "w") as f:
+        # The mailbox exists, but its tmp/ is taken by a plain file: the core cannot write.
+        os.makedirs(os.path.join(WORLD.maildir, "b.test", "blocked"), exist_ok=True)
+        with open(os.path.join(WORLD.maildir, "b.test", "blocked", "tmp"), "w") as f:
             f.write("not a maildir")
         reply = self.transaction(["blocked@b.test"], "Subject: b\r\n\r\nx\r\n")
         self.assertReply(reply, "451 4.3.0 ")
@@ -204,6 +204,152 @@ class StartTls(unittest.TestCase):
         s = self.starttls_session("other-ca")
         self.assertEqual(s.cmd("EHLO mx.a.test"),
                          "504 5.7.1 Authentication failed: certificate not issued by a trusted CA")
+
+
+def tree_rss_kib(sid):
+    """Resident memory (KiB) of every process in session `sid`: the front-end's tree
+    (tools/amtp-serve starts it with start_new_session, so sid is its pid)."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+            if int(stat[stat.rindex(")") + 2:].split()[3]) != sid:
+                continue
+            with open("/proc/%s/status" % name) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+class Backpressure(Base):
+    # Bound on the growth of the Haraka tree during the flood; without the plugin's
+    # bound on outstanding bytes Haraka grows by hundreds of MiB in these seconds.
+    FLOOD_SECONDS = 12
+    GROWTH_LIMIT_KIB = 64 * 1024
+
+    def test_noop_flood_bounded_memory(self):
+        import ssl
+        sid = WORLD.frontend_proc.pid
+        # Warm up (TLS, the addon, a delivery) so that the growth measured is the flood's.
+        self.good_client_is_served()
+        before = tree_rss_kib(sid)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        peak = before
+        closed_by_server = False
+        # Several flooders, no certificate, never reading a reply.
+        socks = []
+        for _ in range(4):
+            raw = socket.create_connection(("127.0.0.3", WORLD.public_port), timeout=5,
+                                           source_address=("127.0.0.2", 0))
+            socks.append(ctx.wrap_socket(raw, server_hostname="mx.b.test"))
+        chunk = b"NOOP\r\n" * 8192
+        deadline = time.time() + self.FLOOD_SECONDS
+        try:
+            while time.time() < deadline and socks:
+                for s in list(socks):
+                    try:
+                        s.settimeout(0.2)
+                        s.sendall(chunk)
+                    except socket.timeout:
+                        pass  # the server stopped reading: TCP pushes back, as it should
+                    except OSError:
+                        closed_by_server = True
+                        socks.remove(s)
+                peak = max(peak, tree_rss_kib(sid))
+        finally:
+            for s in socks:
+                s.close()
+        growth = peak - before
+        self.assertLess(growth, self.GROWTH_LIMIT_KIB,
+                        "Haraka grew by %d KiB during the flood (closed by server: %s)" % (growth, closed_by_server))
+        self.assertIn("reason=output_backlog", WORLD.frontend_log())
+        self.good_client_is_served()
+
+    def good_client_is_served(self):
+        s = self.authenticated()
+        self.assertReply(s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual"), "250 2.1.0")
+        self.assertReply(s.cmd("RCPT TO:<after-flood@b.test>"), "250 2.1.5")
+        self.assertReply(s.cmd("DATA"), "354")
+        self.assertReply(s.cmd("Subject: after\r\n\r\nserved\r\n."), "250 2.0.0")
+
+
+class NotDoubled(Base):
+    """Haraka has no queue to carry a failed recipient: when one copy is durable and
+    another recipient fails, the plugin takes its Maildir copies back and answers 451,
+    so that the client's retry delivers each recipient once."""
+
+    def test_maildir_partial_failure_not_doubled(self):
+        zed = os.path.join(WORLD.maildir, "b.test", "zed")
+        os.rmdir(os.path.join(zed, "tmp"))
+        with open(os.path.join(zed, "tmp"), "w") as f:
+            f.write("broken")
+        for attempt in range(2):  # the client's retry meets the same fault
+            s = self.authenticated()
+            self.assertReply(s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual"), "250 2.1.0")
+            self.assertReply(s.cmd("RCPT TO:<quinn@b.test>"), "250 2.1.5")
+            self.assertReply(s.cmd("RCPT TO:<zed@b.test>"), "250 2.1.5")
+            self.assertReply(s.cmd("DATA"), "354")
+            self.assertReply(s.cmd("Subject: two\r\n\r\nx\r\n."), "451 4.3.0 ")
+            self.assertEqual(WORLD.delivered("quinn"), [], "attempt %d left a copy to be doubled" % attempt)
+        os.remove(os.path.join(zed, "tmp"))
+        os.makedirs(os.path.join(zed, "tmp"))
+        s = self.authenticated()
+        self.assertReply(s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual"), "250 2.1.0")
+        self.assertReply(s.cmd("RCPT TO:<quinn@b.test>"), "250 2.1.5")
+        self.assertReply(s.cmd("RCPT TO:<zed@b.test>"), "250 2.1.5")
+        self.assertReply(s.cmd("DATA"), "354")
+        self.assertReply(s.cmd("Subject: two\r\n\r\nx\r\n."), "250 2.0.0")
+        self.assertEqual(len(WORLD.delivered("quinn")), 1)
+        self.assertEqual(len(WORLD.delivered("zed")), 1)
+
+
+def sidecar_pids(sid):
+    """The relay sidecar amtpd started by the plugin, in the front-end's session."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+            if int(stat[stat.rindex(")") + 2:].split()[3]) != sid:
+                continue
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                cmd = f.read().split(b"\0")
+            if cmd and cmd[0].endswith(b"/amtpd") and any(b"haraka-relay" in c for c in cmd):
+                out.append(int(name))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+class ZRelayDown(Base):
+    """Runs after the others: kills the relay sidecar."""
+
+    def test_relay_failure_does_not_double_local_copies(self):
+        pids = sidecar_pids(WORLD.frontend_proc.pid)
+        self.assertTrue(pids, "no relay sidecar")
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        for attempt in range(2):
+            s = WORLD.session(cert="private", source="127.0.0.5", private=True)
+            self.addCleanup(s.close)
+            self.assertReply(s.cmd("EHLO host1.customers.isp.test"), "250")
+            self.assertReply(s.cmd("MAIL FROM:<cust@b.test> MPC=per/individual"), "250 2.1.0")
+            self.assertReply(s.cmd("RCPT TO:<gus@b.test>"), "250 2.1.5")
+            self.assertReply(s.cmd("RCPT TO:<far@d.test>"), "250 2.1.5")
+            self.assertReply(s.cmd("DATA"), "354")
+            self.assertReply(s.cmd("Subject: both\r\n\r\nx\r\n."), "451 4.3.0 ")
+            self.assertEqual(WORLD.delivered("gus"), [], "attempt %d left a local copy to be doubled" % attempt)
 
 
 class ZStop(Base):

@@ -474,5 +474,23 @@ class Restart(Base):
         self.assertEqual(len(WORLD.delivered("durable")), 1)  # delivered once, not twice
 
 
+
+class DeliverProgram(Base):
+    def test_deliver_refuses_an_unknown_recipient_and_creates_no_mailbox(self):
+        # A message smtpd makes itself (a bounce to a made-up local sender) never passed
+        # the filter's RCPT check: the mda applies delivery.recipients too (EX_NOUSER).
+        deliver = os.path.join(WORLD.bin, "amtp-opensmtpd-deliver")
+        env = dict(os.environ, ORIGINAL_RECIPIENT="ghost@b.test")
+        r = subprocess.run([deliver, "--recipients", "mailbox", WORLD.maildir], input=b"Subject: x\n\nbody\n",
+                           env=env, capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 67, r.stderr)
+        self.assertIn(b"unknown recipient", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(WORLD.maildir, "b.test", "ghost")))
+        WORLD.add_mailbox("mda-direct")
+        env["ORIGINAL_RECIPIENT"] = "mda-direct@b.test"
+        r = subprocess.run([deliver, "--recipients", "mailbox", WORLD.maildir], input=b"Subject: x\n\nbody\n",
+                           env=env, capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
 if __name__ == "__main__":
     main()

@@ -171,6 +171,7 @@ class Operations(unittest.TestCase):
         maildir = os.path.join(WORLD.dir, "mail-nobody")
         os.makedirs(maildir)
         os.chmod(maildir, 0o777)
+        WORLD.add_mailbox("dropped", root=maildir)
         os.chmod(WORLD.dir, 0o755)  # the unprivileged daemon must reach its Maildir root
         with open(WORLD.config) as f:
             text = f.read()

@@ -6,6 +6,7 @@ Run: python3 tests/integration/test_relay.py --build build
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import amtp_world  # noqa: E402
 from amtp_world import close_world, main, open_world  # noqa: E402
 
 WORLD = None
@@ -72,6 +74,16 @@ class Relay(unittest.TestCase):
         self.assertIn("Undelivered Mail Returned to Sender", b)
         self.assertIn("<carl@c.test>: 550 5.1.2", b)
 
+    def test_a_bounce_to_an_unknown_local_sender_creates_no_mailbox(self):
+        # A private client chooses its sender address; the bounce must not become a
+        # way to create mailboxes (delivery.recipients).
+        if amtp_world.ARGS.frontend != "standalone":
+            self.skipTest("amtpd's own bounces")
+        self.submit("stranger@b.test", "carl2@c.test", "per/individual")
+        self.assertTrue(wait_for(lambda: "is not a known local recipient" in WORLD.frontend_log()),
+                        WORLD.frontend_log())
+        self.assertFalse(os.path.exists(os.path.join(WORLD.maildir, "b.test", "stranger")))
+
     def test_an_mpc_deny_at_the_next_hop_bounces_without_sending(self):
         self.submit("cust3@b.test", "alice3@a.test", "com/optin")
         bounces = wait_for(lambda: WORLD.delivered("cust3"))
@@ -120,6 +132,41 @@ class Relay(unittest.TestCase):
         self.assertTrue(wait_for(lambda: "retry@a.test" not in self.queue_listing()))
         time.sleep(0.5)
         self.assertEqual(len(WORLD.delivered("retry", "a.test", WORLD.maildir_a)), 1)  # exactly once
+
+    def test_maildir_partial_failure_not_doubled(self):
+        if amtp_world.ARGS.frontend != "standalone":
+            self.skipTest("amtpd carries failed recipients in its queue; Haraka takes copies back (test_haraka)")
+        # fred's Maildir is writable, hank's is broken (its tmp/ is a plain file): the
+        # write fails after fred's copy is durable. The client must hear 250 (a 4xx would
+        # make it send fred's copy again); hank is carried in the queue and delivered once
+        # his Maildir is repaired.
+        hank = os.path.join(WORLD.maildir, "b.test", "hank")
+        shutil.rmtree(os.path.join(hank, "tmp"))
+        with open(os.path.join(hank, "tmp"), "w") as f:
+            f.write("broken")
+        s = WORLD.session()
+        self.addCleanup(s.close)
+        self.assertTrue(s.cmd("EHLO mx.a.test").startswith("250"))
+        self.assertTrue(s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual").startswith("250"))
+        self.assertTrue(s.cmd("RCPT TO:<fred@b.test>").startswith("250"))
+        self.assertTrue(s.cmd("RCPT TO:<hank@b.test>").startswith("250"))
+        self.assertTrue(s.cmd("DATA").startswith("354"))
+        reply = s.cmd("Subject: two\r\n\r\nfor fred and hank\r\n.")
+        self.assertTrue(reply.startswith("250 2.0.0"), reply + WORLD.frontend_log())
+        self.assertEqual(len(WORLD.delivered("fred")), 1)
+        self.assertTrue(wait_for(lambda: "pending <hank@b.test> 451" in self.queue_listing()), self.queue_listing())
+        os.remove(os.path.join(hank, "tmp"))
+        os.makedirs(os.path.join(hank, "tmp"))
+        flush = self.amtpd_queue("flush")
+        self.assertEqual(flush.returncode, 0, flush.stderr)
+        messages = wait_for(lambda: WORLD.delivered("hank"))
+        self.assertEqual(len(messages), 1, WORLD.frontend_log())
+        self.assertIn("MPC: per/individual\r\n", messages[0])
+        self.assertIn("for fred and hank", messages[0])
+        self.assertTrue(wait_for(lambda: "hank@b.test" not in self.queue_listing()))
+        time.sleep(0.5)
+        self.assertEqual(len(WORLD.delivered("fred")), 1)  # exactly once each
+        self.assertEqual(len(WORLD.delivered("hank")), 1)
 
     def amtpd_queue(self, *args):
         return subprocess.run([os.path.join(WORLD.bin, "amtpd"), "-c", os.path.join(WORLD.dir, "b.ini"), "--queue"]

@@ -193,6 +193,17 @@ class MailPolicyCodes(Base):
         s.cmd(mail_line())
         self.assertReply(s.cmd("RCPT TO:<carl@c.test>"), "550 5.7.1 Relaying denied")
 
+    def test_unknown_local_recipient_refused_550_5_1_1(self):
+        # delivery.recipients = mailbox (the default): no Maildir for ghost, so RCPT is
+        # refused and no directory is created, however many names a peer tries.
+        s = self.authenticated()
+        self.assertReply(s.cmd(mail_line()), "250")
+        for i in range(3):
+            self.assertReply(s.cmd("RCPT TO:<ghost%d@b.test>" % i), "550 5.1.1 ")
+            self.assertFalse(os.path.exists(os.path.join(WORLD.maildir, "b.test", "ghost%d" % i)))
+        self.assertReply(s.cmd("RCPT TO:<bob@b.test>"), "250")
+        self.assertIn("reason=unknown_recipient", WORLD.frontend_log())
+
     def test_message_with_an_mpc_header_is_refused_with_550_5_7_1(self):
         s = self.authenticated()
         s.cmd(mail_line())

@@ -143,6 +143,7 @@ local-domain = B.test
 local-domain = bücher.test
 maildir-root = /srv/mail
 lmtp = unix:/run/lmtp
+recipients = file:users.txt
 
 [policy]
 file = policy.xml
@@ -202,6 +203,7 @@ TEST_CASE("A complete settings file sets every option", "[settings]")
     CHECK(s.delivery.local_domains == std::vector<std::string>{"b.test", "xn--bcher-kva.test"});
     CHECK(s.delivery.maildir_root == "/srv/mail");
     CHECK(s.delivery.lmtp == "unix:/run/lmtp");
+    CHECK(s.delivery.recipients == "file:" + in_dir("users.txt"));
     CHECK(s.policy.file == in_dir("policy.xml"));
     CHECK(s.client.source == "127.0.0.2");
     CHECK(s.client.port == 2626);
@@ -240,6 +242,7 @@ TEST_CASE("Absent options take the table's defaults, and settings.hpp agrees wit
     CHECK(s.dns.timeout == 5s);
     CHECK(s.delivery.maildir_root == "/var/mail/amtp");
     CHECK(s.delivery.lmtp.empty());
+    CHECK(s.delivery.recipients == "mailbox");
     CHECK(s.policy.file.empty());
     CHECK(s.client.source.empty());
     CHECK(s.client.port == 26);
@@ -290,12 +293,12 @@ TEST_CASE("The option table names each option once, with a type and help; requir
          {"hostname", "user", "listen.public", "listen.private", "listen.starttls", "listen.header-carrier", "tls.certificate", "tls.key",
           "tls.trusted-ca", "tls.private-ca", "tls.crl", "tls.require-client-eku", "tls.min-version", "dns.resolver",
           "dns.forward-confirm", "dns.timeout", "dns.trust-anchor", "dns.nodefault-zone", "delivery.local-domain",
-          "delivery.maildir-root", "delivery.lmtp", "policy.file", "client.source", "client.port", "queue.directory",
+          "delivery.maildir-root", "delivery.lmtp", "delivery.recipients", "policy.file", "client.source", "client.port", "queue.directory",
           "queue.retry-schedule", "queue.max-age", "limits.max-message-size", "limits.max-recipients",
           "limits.command-timeout", "limits.data-timeout", "limits.max-errors", "limits.max-connections",
           "limits.max-connections-per-ip"})
         CHECK(names.count(fixed) == 1);
-    CHECK(names.size() == 34);
+    CHECK(names.size() == 35);
 }
 
 TEST_CASE("Sizes are numbers of bytes with binary K, M or G suffixes", "[settings]")
@@ -469,6 +472,7 @@ TEST_CASE("Addresses, resolvers and LMTP targets are checked and written canonic
     CHECK(accepted("dns.resolver", "::1@53").dns.resolver == "::1@53");
     CHECK(accepted("dns.resolver", "").dns.resolver.empty());
     CHECK(accepted("delivery.lmtp", "LocalHost:24").delivery.lmtp == "localhost:24");
+    CHECK(accepted("delivery.recipients", "any").delivery.recipients == "any");
     CHECK(accepted("delivery.lmtp", "[::1]:24").delivery.lmtp == "[::1]:24");
     CHECK(accepted("delivery.lmtp", "unix:/run/lmtp").delivery.lmtp == "unix:/run/lmtp");
 
@@ -487,6 +491,10 @@ TEST_CASE("Addresses, resolvers and LMTP targets are checked and written canonic
                                     resolver("127.0.0.1:53"), resolver("dns.example@53")});
     check_refusals("delivery.lmtp", {lmtp("unix:"), lmtp("localhost"), lmtp("localhost:0"), lmtp("::1:24"),
                                      lmtp("[127.0.0.1]:24")});
+    const auto recipients = [](const std::string& v) {
+        return Refusal{v, "\"" + v + "\" is not a recipient check (use mailbox, any or file:/path/to/list)"};
+    };
+    check_refusals("delivery.recipients", {recipients("file:"), recipients("all"), recipients("Mailbox")});
 }
 
 TEST_CASE("tls.min-version is 1.2 or 1.3; user is a portable login name", "[settings]")

@@ -23,6 +23,17 @@ struct StoreResult {
 StoreResult store_in_maildir(const std::string& root, std::string_view domain, std::string_view local_part,
                              const std::vector<std::string_view>& parts);
 
+// Whether <root>/<domain>/<local-part> is an existing mailbox directory, with the same
+// case folding and name rules as store_in_maildir. A missing root (an unmounted mail
+// volume) or something other than a directory under the mailbox's name (delivery
+// would refuse a symbolic link) is lookup_failed, with `error` saying which.
+enum class MailboxState { exists, missing, invalid_name, lookup_failed };
+struct MailboxLookup {
+    MailboxState state = MailboxState::missing;
+    std::string error;
+};
+MailboxLookup find_maildir(const std::string& root, std::string_view domain, std::string_view local_part);
+
 // A unique file name "time.M<usec>P<pid>Q<counter>.<host>" (the Maildir convention).
 std::string maildir_unique_name(std::string_view hostname);
 

@@ -51,6 +51,8 @@ enum class Reason {
     bare_linefeed,
     not_implemented,
     relay_denied,
+    unknown_recipient,  // local domain, but no such mailbox (delivery.recipients)
+    delivery_refused,   // the local delivery agent refused every recipient for good
     too_many_recipients,
     no_recipients,
     message_too_big,

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "amtp/address.hpp"
+#include "amtp/local_delivery.hpp"
 #include "amtp/log.hpp"
 #include "amtp/message_headers.hpp"
 #include "amtp/mpc.hpp"
@@ -41,6 +42,9 @@ struct ServerConfig {
     // Profile B5, for front-ends whose MTA cannot take MPC= on MAIL: a MAIL without the
     // parameter is accepted and the value must arrive in an AMTP-MPC header field.
     bool accept_header_carrier = false;
+    // delivery.recipients for hosts that deliver locally themselves; null: every
+    // recipient of a local domain is accepted (the MTA behind checks them).
+    std::shared_ptr<const LocalRecipients> recipients;
 };
 
 // Builds a ServerConfig for a listener from the shared settings and policy.
@@ -83,8 +87,10 @@ public:
     // Bytes from the peer (plaintext, after TLS).
     void receive(std::string_view bytes);
     void reverse_dns_done(ReverseDnsResult result);
-    // Reason::none when the message is durably stored; storage_full or
-    // storage_temporary (4xx) otherwise, with detail for the log.
+    // Reason::none when the message is durably stored (for every recipient: delivered,
+    // or carried to the queue for retry or bounce, see settle_delivery); otherwise
+    // storage_full, storage_temporary (4xx) or delivery_refused (5xx). `detail` goes
+    // to the log either way.
     void delivery_done(Reason failure, std::string_view detail = {});
     // The host's timer for the current phase (see current_timeout) expired.
     void timeout();

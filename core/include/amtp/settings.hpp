@@ -57,6 +57,7 @@ struct Settings {
         std::vector<std::string> local_domains;   // normalised
         std::string maildir_root = "/var/mail/amtp";
         std::string lmtp;                         // unix:/path or host:port
+        std::string recipients = "mailbox";       // mailbox, any or file:/absolute/path
     } delivery;
 
     struct PolicyFile {

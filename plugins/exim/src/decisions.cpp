@@ -167,8 +167,15 @@ Decision decide_rcpt(const SiteConfig& site, Connection& c, std::string_view rec
         r = Reason::bad_recipient;
     else if (c.listener == ListenerKind::public_network && !site.is_local_domain(box->domain))
         r = Reason::relay_denied; // draft s5.1: public in, never public out
+    RecipientVerdict known;
+    if (r == Reason::none && site.recipients && site.is_local_domain(box->domain)) {
+        known = site.recipients->check(box->str());
+        r = known.reason; // unknown_recipient (550 5.1.1) or storage_temporary (451 4.3.0)
+    }
     LogLine line = decision_line("rcpt", c, r);
     line.kv("rcpt", recipient);
+    if (!known.detail.empty())
+        line.kv("detail", known.detail);
     return decided(r == Reason::none ? positive(250, "2.1.5", "Recipient OK") : reply_for(r), line);
 }
 

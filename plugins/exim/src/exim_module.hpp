@@ -12,6 +12,7 @@
 #include "amtp/reply.hpp"
 #include "amtp/resolver.hpp"
 #include "amtp/reverse_dns.hpp"
+#include "amtp/local_delivery.hpp"
 #include "amtp/settings.hpp"
 #include "amtp/tls_identity.hpp"
 
@@ -33,6 +34,7 @@ struct SiteConfig {
     Settings settings;
     std::shared_ptr<const Policy> policy;      // null: no policy.file (ALLOW */*)
     std::shared_ptr<const TrustStore> trust;
+    std::shared_ptr<const LocalRecipients> recipients; // delivery.recipients; null: no check
 
     // Throws ConfigError (settings, policy or CA files unusable).
     static std::shared_ptr<const SiteConfig> load(const std::string& path);

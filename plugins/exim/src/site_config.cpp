@@ -24,6 +24,7 @@ std::shared_ptr<const SiteConfig> SiteConfig::load(const std::string& path)
     if (site->policy)
         t.private_networks = site->policy->private_networks;
     site->trust = TrustStore::load(t);
+    site->recipients = LocalRecipients::from_settings(site->settings);
     return site;
 }
 

@@ -45,8 +45,9 @@ std::shared_ptr<const SiteConfig> site()
                                                         pki_file("server-b.key") + "\ntrusted-ca = " +
                                                         pki_file("public-root.pem") + "\nprivate-ca = " +
                                                         pki_file("private-root.pem") +
-                                                        "\n[delivery]\nlocal-domain = b.test\n[policy]\nfile = " +
-                                                        policy + "\n");
+                                                        "\n[delivery]\nlocal-domain = b.test\nrecipients = file:" +
+                                                        write_file("users", "bob@b.test\nnocom@b.test\n") +
+                                                        "\n[policy]\nfile = " + policy + "\n");
         return SiteConfig::load(ini);
     }();
     return s;
@@ -210,6 +211,14 @@ TEST_CASE("Exim: the public listener never relays (550 5.7.1 relay_denied)")
     Connection c = authenticated();
     CHECK(acl_text(decide_rcpt(*site(), c, "carl@c.test").reply) == acl_text(reply_for(Reason::relay_denied)));
     CHECK(decide_rcpt(*site(), c, "bob@B.TEST").reply.code == 250);
+}
+
+TEST_CASE("Exim: an unknown local recipient is 550 5.1.1 unknown_recipient (delivery.recipients)")
+{
+    Connection c = authenticated();
+    const Decision d = decide_rcpt(*site(), c, "ghost@b.test");
+    CHECK(acl_text(d.reply) == acl_text(reply_for(Reason::unknown_recipient)));
+    CHECK(acl_text(d.reply).rfind("550 5.1.1 ", 0) == 0);
 }
 
 TEST_CASE("Exim: the AMTP-MPC carrier is judged at DATA as the parameter would be")

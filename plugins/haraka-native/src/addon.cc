@@ -14,10 +14,12 @@
 #include "checks.hpp"
 
 #include "amtp/errors.hpp"
+#include "amtp/local_delivery.hpp"
 #include "amtp/maildir.hpp"
 #include "amtp/mpc.hpp"
 #include "amtp/names.hpp"
 #include "amtp/policy.hpp"
+#include "amtp/queue.hpp"
 #include "amtp/reply.hpp"
 #include "amtp/resolver.hpp"
 #include "amtp/reverse_dns.hpp"
@@ -382,6 +384,7 @@ public:
                                InstanceMethod<&Site::MailAllows>("mailAllows"),
                                InstanceMethod<&Site::RecipientAllows>("recipientAllows"),
                                InstanceMethod<&Site::IsLocalDomain>("isLocalDomain"),
+                               InstanceMethod<&Site::CheckRecipient>("checkRecipient"),
                                InstanceMethod<&Site::VerifyClient>("verifyClient"),
                                InstanceMethod<&Site::LookupClientNames>("lookupClientNames"),
                                InstanceMethod<&Site::TraceFields>("traceFields"),
@@ -407,6 +410,7 @@ public:
             if (policy_)
                 trust.private_networks = policy_->private_networks;
             trust_ = amtp::TrustStore::load(trust);
+            recipients_ = amtp::LocalRecipients::from_settings(settings_);
         } catch (const amtp::ConfigError& e) {
             throw config_error(env, e);
         }
@@ -490,6 +494,18 @@ private:
     {
         return Napi::Boolean::New(info.Env(), amtp::haraka::is_local_domain(settings_.delivery.local_domains,
                                                                            string_arg(info, 0, "domain")));
+    }
+
+    // checkRecipient(address) -> {reason, detail}: delivery.recipients for a recipient of
+    // a local domain, as amtpd decides it at RCPT (none, unknown_recipient,
+    // storage_temporary). One stat of a directory or a lookup in memory.
+    Napi::Value CheckRecipient(const Napi::CallbackInfo& info)
+    {
+        const amtp::RecipientVerdict v = recipients_->check(string_arg(info, 0, "recipient"));
+        Napi::Object o = Napi::Object::New(info.Env());
+        o.Set("reason", amtp::reason_name(v.reason));
+        o.Set("detail", v.detail);
+        return o;
     }
 
     Napi::Value SenderMpc(const Napi::CallbackInfo& info)
@@ -581,6 +597,7 @@ private:
     amtp::Settings settings_;
     std::shared_ptr<const amtp::Policy> policy_;
     std::shared_ptr<const amtp::TrustStore> trust_;
+    std::shared_ptr<const amtp::LocalRecipients> recipients_;
     std::unique_ptr<LoopDns> dns_;
 };
 
@@ -719,8 +736,67 @@ Napi::Value StoreInMaildir(const Napi::CallbackInfo& info)
     return p;
 }
 
+// settleDelivery([{recipient, status: 'delivered'|'temporary'|'permanent', diskFull,
+// reply}], othersDurable) -> {reply: reason name, carry, detail}: the core's rule for the
+// one reply after DATA when local deliveries ended differently.
+Napi::Value SettleDelivery(const Napi::CallbackInfo& info)
+{
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsArray())
+        throw Napi::TypeError::New(env, "settleDelivery(outcomes, othersDurable)");
+    const Napi::Array list = info[0].As<Napi::Array>();
+    std::vector<amtp::LocalOutcome> outcomes;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+        const Napi::Object o = list.Get(i).As<Napi::Object>();
+        amtp::LocalOutcome out;
+        out.recipient = o.Get("recipient").ToString().Utf8Value();
+        const std::string status = o.Get("status").ToString().Utf8Value();
+        out.status = status == "delivered"   ? amtp::LocalStatus::delivered
+                     : status == "permanent" ? amtp::LocalStatus::permanent
+                                             : amtp::LocalStatus::temporary;
+        out.disk_full = o.Get("diskFull").ToBoolean().Value();
+        if (o.Get("reply").IsString())
+            out.reply = o.Get("reply").As<Napi::String>().Utf8Value();
+        outcomes.push_back(std::move(out));
+    }
+    const bool others = info.Length() > 1 && info[1].ToBoolean().Value();
+    const amtp::Settlement st = amtp::settle_delivery(outcomes, others);
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("reply", amtp::reason_name(st.reply));
+    r.Set("carry", st.carry);
+    r.Set("detail", st.detail);
+    return r;
+}
+
+// bounceMessage(hostname, id, sender, [{recipient, reply}], originalParts) -> string: the
+// RFC 3464 report amtpd's queue sends (core bounce_message), for recipients that failed
+// after others of the message were delivered.
+Napi::Value BounceMessage(const Napi::CallbackInfo& info)
+{
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[3].IsArray())
+        throw Napi::TypeError::New(env, "bounceMessage(hostname, id, sender, failed, original)");
+    amtp::QueueEntry entry;
+    const std::string hostname = string_arg(info, 0, "hostname");
+    entry.id = string_arg(info, 1, "id");
+    entry.sender = string_arg(info, 2, "sender");
+    const Napi::Array list = info[3].As<Napi::Array>();
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+        const Napi::Object o = list.Get(i).As<Napi::Object>();
+        entry.recipients.push_back({o.Get("recipient").ToString().Utf8Value(), amtp::QueuedStatus::failed,
+                                    o.Get("reply").IsString() ? o.Get("reply").As<Napi::String>().Utf8Value() : ""});
+    }
+    const std::vector<std::string> original = blobs_from(env, info[4], "original");
+    std::string text;
+    for (const auto& part : original)
+        text += part;
+    return Napi::String::New(env, amtp::bounce_message(hostname, entry, text, std::time(nullptr)));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
+    exports.Set("bounceMessage", Napi::Function::New<BounceMessage>(env, "bounceMessage"));
+    exports.Set("settleDelivery", Napi::Function::New<SettleDelivery>(env, "settleDelivery"));
     exports.Set("Site", Site::Define(env));
     exports.Set("replyFor", Napi::Function::New<ReplyFor>(env, "replyFor"));
     exports.Set("parseMpc", Napi::Function::New<ParseMpc>(env, "parseMpc"));

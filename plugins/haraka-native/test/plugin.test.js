@@ -10,6 +10,8 @@ const { tempDir, pki, writeConfig } = require('./support/helpers')
 function loadPlugin(t) {
     const dir = tempDir(t)
     const p = pki()
+    // delivery.recipients = mailbox: bob's Maildir exists, nobody else's.
+    require('node:fs').mkdirSync(path.join(dir, 'mail', 'b.test', 'bob'), { recursive: true })
     const policy = writeConfig(dir, '<amtp-policy><advertise><deny mpc="*/optout"/></advertise></amtp-policy>\n', 'policy.xml')
     const ini = writeConfig(dir, `hostname = mx.b.test
 [listen]
@@ -138,6 +140,7 @@ test('MAIL and RCPT answer as amtpd, and never throw on odd input', async (t) =>
     const rcpt = async (user, host) => (await run(plugin, 'hook_rcpt', conn, [{ user, host }]))[1]
     assert.match((await rcpt('carl', 'c.test')).reply, /^5\.7\.1 Relaying denied/)
     assert.equal((await rcpt('bob', 'b.test')).code, 250)
+    assert.match((await rcpt('ghost', 'b.test')).reply, /^5\.1\.1 Recipient address unknown/)
     const [code] = await run(plugin, 'hook_rcpt', conn, [null])
     assert.equal(code, constants.denysoft)
     const [code2] = await run(plugin, 'hook_data_post', { ...conn, transaction: null })

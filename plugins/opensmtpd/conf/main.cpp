@@ -82,9 +82,18 @@ int main(int argc, char** argv)
         if (!print.empty())
             throw ConfigError("--print: maildir-root or queue-directory, not " + print);
         if (prepare) {
+            // The filter (smtpd's user, not the mail user) checks at RCPT that a mailbox
+            // exists (delivery.recipients): it may pass through the root and the domain
+            // directories, never list them; the mailboxes themselves stay 0700.
             std::filesystem::create_directories(root);
-            if (::chown(root.c_str(), pw->pw_uid, pw->pw_gid) != 0 || ::chmod(root.c_str(), 0750) != 0)
+            if (::chown(root.c_str(), pw->pw_uid, pw->pw_gid) != 0 || ::chmod(root.c_str(), 0751) != 0)
                 throw ConfigError(s.source, 0, "delivery.maildir-root", "cannot hand " + root + " to " + mail_user);
+            for (const auto& domain : s.delivery.local_domains) {
+                const std::string d = root + "/" + domain;
+                std::filesystem::create_directories(d);
+                if (::chown(d.c_str(), pw->pw_uid, pw->pw_gid) != 0 || ::chmod(d.c_str(), 0711) != 0)
+                    throw ConfigError(s.source, 0, "delivery.maildir-root", "cannot hand " + d + " to " + mail_user);
+            }
         }
         std::ostringstream c;
         c << "# Written by amtp-opensmtpd-conf from " << s.source << ": rerun it rather than edit.\n"
@@ -94,13 +103,15 @@ int main(int argc, char** argv)
           << "smtp max-message-size " << (s.limits.max_message_size + 256 * 1024) << "\n\n"
           << "table amtp_users { \"" << mail_user << "\" = \"" << pw->pw_uid << ":" << pw->pw_gid
           << ":/nonexistent\" }\n"
-          << "# Every local part of a local domain is a mailbox (as in amtpd).\n"
+          << "# Every local part of a local domain goes to the mail user; the filter has already\n"
+          << "# refused recipients without a mailbox at RCPT (delivery.recipients, as in amtpd).\n"
           << "table amtp_mailboxes { \"@\" = \"" << mail_user << "\" }\n\n"
           << "filter \"amtp\" proc-exec \"" << checked_path(filter, "--filter") << " --socket "
           << checked_path(socket_path, "--socket") << "\"\n\n"
           << "listen on " << listen->address.str() << " port " << listen->port << " proxy-v2 filter \"amtp\" hostname "
           << s.hostname << "\n\n"
-          << "action \"amtp_maildir\" mda \"" << checked_path(deliver, "--deliver") << " '" << root << "'"
+          << "action \"amtp_maildir\" mda \"" << checked_path(deliver, "--deliver") << " --recipients '"
+          << checked_path(s.delivery.recipients, "delivery.recipients") << "' '" << root << "'"
           << (notices.empty() ? "" : " " + checked_path(notices, "--delivery-notices")) << "\" virtual <amtp_mailboxes> userbase <amtp_users>\n";
         for (const auto& d : s.delivery.local_domains)
             c << "match from any for domain \"" << d << "\" action \"amtp_maildir\"\n";

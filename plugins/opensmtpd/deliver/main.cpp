@@ -4,7 +4,9 @@
 // smtpd prepends Return-Path and Delivered-To for every mda; the AMTP trace fields
 // (our Received naming the verified identity, Authentication-Results, MPC) come
 // first in amtpd's messages, so those two lines are left out.
-// Exit codes as sendmail's mda convention: 0 delivered, 75 try again, 67 no such user.
+// Exit codes as sendmail's mda convention: 0 delivered, 75 try again, 67 no such user
+// (delivery.recipients, given with --recipients, decides through the core).
+#include "amtp/local_delivery.hpp"
 #include "amtp/maildir.hpp"
 #include "amtp/names.hpp"
 
@@ -91,8 +93,17 @@ void drop_smtpd_additions(std::string& message)
 
 int main(int argc, char** argv)
 {
+    // --recipients MODE: delivery.recipients, so that a message smtpd itself makes (a
+    // bounce to a local sender) cannot create a mailbox the filter would have refused.
+    std::string recipients_mode = "any";
+    if (argc >= 3 && std::string(argv[1]) == "--recipients") {
+        recipients_mode = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc != 2 && argc != 3) {
-        std::cerr << "usage: amtp-opensmtpd-deliver MAILDIR-ROOT [NOTICE-SOCKET] (recipient from ORIGINAL_RECIPIENT)\n";
+        std::cerr << "usage: amtp-opensmtpd-deliver [--recipients MODE] MAILDIR-ROOT [NOTICE-SOCKET] (recipient from "
+                     "ORIGINAL_RECIPIENT)\n";
         return EX_USAGE;
     }
     const std::string root = argv[1];
@@ -141,6 +152,26 @@ int main(int argc, char** argv)
     if (std::ferror(stdin))
         return EX_TEMPFAIL;
     drop_smtpd_additions(message);
+    // After reading the message: smtpd is still writing it to us.
+    {
+        Settings settings;
+        settings.delivery.maildir_root = root;
+        settings.delivery.recipients = recipients_mode;
+        try {
+            const RecipientVerdict v = LocalRecipients::from_settings(settings)->check(local + "@" + *domain);
+            if (v.reason == Reason::unknown_recipient) {
+                std::cerr << "amtp-opensmtpd-deliver: " << recipient << ": unknown recipient (" << v.detail << ")\n";
+                return EX_NOUSER;
+            }
+            if (v.reason != Reason::none) {
+                std::cerr << "amtp-opensmtpd-deliver: " << recipient << ": " << v.detail << "\n";
+                return EX_TEMPFAIL;
+            }
+        } catch (const std::exception& e) {
+            std::cerr << "amtp-opensmtpd-deliver: " << e.what() << "\n";
+            return EX_TEMPFAIL;
+        }
+    }
     const StoreResult r = store_in_maildir(root, *domain, local, {message});
     if (!r.ok) {
         std::cerr << "amtp-opensmtpd-deliver: " << r.error << "\n";

@@ -24,6 +24,7 @@ struct Harness {
         Settings s;
         s.hostname = "mx.b.test";
         s.delivery.local_domains = {"b.test"};
+        s.delivery.recipients = "any"; // no Maildir here; the recipient check has its own tests
         auto policy = std::make_shared<const Policy>(Policy::load_string(
             "<amtp-policy><advertise><deny mpc=\"*/optout\"/></advertise></amtp-policy>", "p.xml"));
         EngineConfig c;
