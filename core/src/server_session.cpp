@@ -425,7 +425,7 @@ void ServerSession::cmd_data()
     message_size_ = 0;
     data_too_big_ = data_line_too_long_ = data_bare_lf_ = false;
     previous_line_crlf_ = true;
-    headers_ = HeaderScanner{};
+    headers_ = HeaderScanner(authserv_id(config_->hostname));
     phase_ = Phase::data;
     reply(make_reply(354, "", "End data with <CR><LF>.<CR><LF>"));
 }
@@ -448,15 +448,28 @@ void ServerSession::handle_data_line(std::string_view line, bool crlf)
     if (line.size() > max_text_line)
         data_line_too_long_ = true;
     const bool keep = headers_.line(line);
-    if (keep && !data_too_big_) {
-        message_.append(line.data(), line.size());
-        message_ += "\r\n";
-    }
+    // Lines the scanner held (an Authentication-Results field not yet known to be
+    // someone else's) come back before the line that settled them.
+    for (const auto& held : headers_.take_released())
+        keep_line(held);
+    if (keep)
+        keep_line(line);
+}
+
+void ServerSession::keep_line(std::string_view line)
+{
+    if (data_too_big_)
+        return;
+    message_.append(line.data(), line.size());
+    message_ += "\r\n";
 }
 
 void ServerSession::finish_data()
 {
     phase_ = Phase::command;
+    headers_.finish();
+    for (const auto& held : headers_.take_released())
+        keep_line(held);
     Reason failure = Reason::none;
     if (data_too_big_)
         failure = Reason::message_too_big;
@@ -517,6 +530,8 @@ void ServerSession::delivery_done(Reason failure, std::string_view detail)
         line.kv("session", session_id_).kv("result", "accepted").kv("reason", "none");
         line.kv("mpc", envelope_.mpc.str()).kv("sender", envelope_.sender);
         line.kv("recipients", join(envelope_.recipients)).kv("size", static_cast<long long>(message_size_));
+        if (headers_.forged_results() > 0)   // removed: they claimed our authserv-id
+            line.kv("forged_results", static_cast<long long>(headers_.forged_results()));
         if (log_)
             log_(line.str());
     } else {

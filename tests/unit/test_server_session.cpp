@@ -450,6 +450,26 @@ TEST_CASE("A message is handed over with trace fields and acknowledged only afte
     CHECK(h.session->messages_accepted() == 1);
 }
 
+TEST_CASE("Forged Authentication-Results fields are removed from the delivered message, ours added")
+{
+    Harness h;
+    h.authenticate();
+    h.send("MAIL FROM:<alice@a.test> MPC=per/individual\r\nRCPT TO:<bob@b.test>\r\nDATA\r\n"
+           "Authentication-Results: mx.b.test; x-amtp=pass policy.mpc=mpc/individual\r\n"
+           "Authentication-Results: mx.a.test; spf=pass\r\n"
+           "Authentication-Results:\r\n\tmx.b.test; x-amtp=pass\r\n"
+           "Authentication-Results: (folded\r\n\tcomment) mx.c.test; dkim=pass\r\n"
+           "Subject: hi\r\n\r\nAuthentication-Results: mx.b.test; body text\r\n.\r\n");
+    auto d = h.session->take_delivery();
+    REQUIRE(d);
+    CHECK(d->message == "Authentication-Results: mx.a.test; spf=pass\r\n"
+                        "Authentication-Results: (folded\r\n\tcomment) mx.c.test; dkim=pass\r\n"
+                        "Subject: hi\r\n\r\nAuthentication-Results: mx.b.test; body text\r\n");
+    CHECK(d->trace.find("Authentication-Results: mx.b.test; x-amtp=pass") != std::string::npos);
+    h.session->delivery_done(Reason::none);
+    CHECK(h.logged("forged_results=2"));
+}
+
 TEST_CASE("A storage failure is never acknowledged: 452 4.3.1 when full, 451 4.3.0 otherwise")
 {
     for (auto [reason, expect] : {std::pair{Reason::storage_full, "452 4.3.1 "},
