@@ -650,6 +650,8 @@ void ServerSession::log_decision(std::string_view event, Reason reason, std::str
         line.kv("cert", identity_->names.empty() ? identity_->subject : identity_->names.front());
     else if (tls_ && !tls_->identity.detail.empty())
         line.kv("detail", tls_->identity.detail);
+    if (reason == Reason::crl_stale || reason == Reason::crl_missing)
+        line.kv("fault", "local").kv("fix", "renew the CRLs in tls.crl");   // every peer is refused until then
     if (reverse_ && (reason == Reason::ptr_mismatch || reason == Reason::ptr_missing || reason == Reason::dns_temporary))
         line.kv("ptr", join(reverse_->names)).kv("dns", reverse_->error);
     log_(line.str());

@@ -220,6 +220,20 @@ TEST_CASE("Every certificate refusal reaches EHLO as 504 5.7.1 with its own text
     }
 }
 
+TEST_CASE("A stale CRL is a local fault: EHLO is refused with 451 4.7.5 and a log line naming the fault")
+{
+    for (Reason r : {Reason::crl_stale, Reason::crl_missing}) {
+        Harness h;
+        h.connect(tls_refused(r));
+        INFO(reason_name(r));
+        const std::string out = h.send("EHLO mx.a.test\r\n");
+        CHECK(out == reply_for(r).wire());
+        CHECK(starts_with(out, "451 4.7.5 Authentication temporarily unavailable: "));
+        CHECK(h.logged(std::string("reason=") + reason_name(r)));
+        CHECK(h.logged("fault=local"));
+    }
+}
+
 TEST_CASE("An EHLO name that is not in the certificate is refused with 504 5.7.1 ehlo_not_in_cert")
 {
     Harness h;
