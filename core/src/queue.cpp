@@ -15,6 +15,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <string>
 #include <system_error>
 
 namespace amtp {
@@ -103,6 +104,64 @@ int write_and_rename(const std::string& dir, const std::string& name, const std:
     return err;
 }
 
+// Envelope fields are space-separated on one line, yet an address may hold anything a
+// quoted local part allows ("a b"@x), UTF-8 included. Each field is written with every
+// byte outside printable ASCII, the space and "%" as %HH, so any byte string comes back
+// exactly.
+std::string encode_field(std::string_view raw)
+{
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(raw.size());
+    for (const char ch : raw) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c > 0x20 && c < 0x7f && c != '%') {
+            out += ch;
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 0xf];
+        }
+    }
+    return out;
+}
+
+int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+// nullopt for anything encode_field cannot have written.
+std::optional<std::string> decode_field(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '%') {
+            if (i + 2 >= text.size())
+                return std::nullopt;
+            const int hi = hex_value(text[i + 1]);
+            const int lo = hex_value(text[i + 2]);
+            if (hi < 0 || lo < 0)
+                return std::nullopt;
+            out += static_cast<char>(hi << 4 | lo);
+            i += 2;
+        } else if (c > 0x20 && c < 0x7f) {
+            out += text[i];
+        } else {
+            return std::nullopt;
+        }
+    }
+    return out;
+}
+
 bool ends_with(std::string_view s, std::string_view suffix)
 {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -121,23 +180,30 @@ bool QueueEntry::finished() const
 std::string serialize_entry(const QueueEntry& e)
 {
     std::ostringstream o;
-    o << "amtp-queue 1\n";
+    o << "amtp-queue 2\n";
     o << "id " << e.id << "\n";
     o << "created " << e.created << "\n";
     o << "next " << e.next_attempt << "\n";
     o << "attempts " << e.attempts << "\n";
-    o << "sender " << printable(e.sender) << "\n";
+    o << "sender " << encode_field(e.sender) << "\n";
     o << "mpc " << e.mpc.str() << "\n";
+    // The reply stays printable (it is shown and quoted in bounces as one line).
     for (const auto& r : e.recipients)
-        o << "rcpt " << status_name(r.status) << " " << printable(r.address) << " " << printable(r.last_reply) << "\n";
+        o << "rcpt " << status_name(r.status) << " " << encode_field(r.address) << " "
+          << encode_field(printable(r.last_reply)) << "\n";
     return o.str();
 }
 
 std::optional<QueueEntry> parse_entry(std::string_view text)
 {
     QueueEntry e;
-    bool header = false;
+    int version = 0;
     bool have_mpc = false;
+    // Version 1 wrote the fields as they were (printable), split at spaces: read back
+    // as it was written, so entries queued before an upgrade are still delivered.
+    const auto field = [&version](std::string_view raw) -> std::optional<std::string> {
+        return version == 1 ? std::optional<std::string>(raw) : decode_field(raw);
+    };
     while (!text.empty()) {
         const auto nl = text.find('\n');
         if (nl == std::string_view::npos)
@@ -147,10 +213,13 @@ std::optional<QueueEntry> parse_entry(std::string_view text)
         const auto sp = line.find(' ');
         const std::string_view key = line.substr(0, sp);
         const std::string_view value = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
-        if (!header) {
-            if (line != "amtp-queue 1")
+        if (version == 0) {
+            if (line == "amtp-queue 1")
+                version = 1;
+            else if (line == "amtp-queue 2")
+                version = 2;
+            else
                 return std::nullopt;
-            header = true;
         } else if (key == "id") {
             if (!valid_id(value))
                 return std::nullopt;
@@ -165,7 +234,10 @@ std::optional<QueueEntry> parse_entry(std::string_view text)
             if (!number(value, e.attempts))
                 return std::nullopt;
         } else if (key == "sender") {
-            e.sender = std::string(value);
+            auto sender = field(value);
+            if (!sender)
+                return std::nullopt;
+            e.sender = std::move(*sender);
         } else if (key == "mpc") {
             auto parsed = parse_mpc(value);
             if (!parsed.value)
@@ -179,19 +251,22 @@ std::optional<QueueEntry> parse_entry(std::string_view text)
             const auto status = status_from(value.substr(0, s1));
             const std::string_view rest = value.substr(s1 + 1);
             const auto s2 = rest.find(' ');
-            QueuedRecipient r;
-            r.address = std::string(rest.substr(0, s2));
-            if (s2 != std::string_view::npos)
-                r.last_reply = std::string(rest.substr(s2 + 1));
-            if (!status || r.address.empty())
+            if (version == 2 && s2 == std::string_view::npos)
                 return std::nullopt;
+            const auto address = field(rest.substr(0, s2));
+            const auto reply = field(s2 == std::string_view::npos ? std::string_view{} : rest.substr(s2 + 1));
+            if (!status || !address || !reply || address->empty())
+                return std::nullopt;
+            QueuedRecipient r;
             r.status = *status;
+            r.address = std::move(*address);
+            r.last_reply = std::move(*reply);
             e.recipients.push_back(std::move(r));
         } else {
             return std::nullopt;
         }
     }
-    if (!header || e.id.empty() || !have_mpc || e.recipients.empty())
+    if (version == 0 || e.id.empty() || !have_mpc || e.recipients.empty())
         return std::nullopt;
     return e;
 }

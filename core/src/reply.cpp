@@ -27,6 +27,8 @@ constexpr Entry table[] = {
     {Reason::cert_invalid, "cert_invalid", 504, "5.7.1", "Authentication failed: certificate invalid"},
     {Reason::cert_no_name, "cert_no_name", 504, "5.7.1", "Authentication failed: certificate names no host"},
     {Reason::pin_wrong_network, "pin_wrong_network", 504, "5.7.1", "Authentication failed: pinned certificate not valid from this network"},
+    {Reason::crl_stale, "crl_stale", 451, "4.7.5", "Authentication temporarily unavailable: our certificate revocation list is out of date"},
+    {Reason::crl_missing, "crl_missing", 451, "4.7.5", "Authentication temporarily unavailable: no usable certificate revocation list for the issuer"},
     {Reason::helo_refused, "helo_refused", 504, "5.5.1", "HELO is not supported by AMTP; use EHLO"},
     {Reason::ehlo_syntax, "ehlo_syntax", 501, "5.5.2", "Syntax: EHLO fully-qualified-domain-name"},
     {Reason::ehlo_not_in_cert, "ehlo_not_in_cert", 504, "5.7.1", "Authentication failed: EHLO name not in client certificate"},

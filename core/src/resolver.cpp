@@ -16,6 +16,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <set>
 #include <utility>
 
 namespace amtp {
@@ -537,16 +538,40 @@ Resolver::Resolver(const ResolverOptions& options) : impl_(std::make_unique<Impl
               "unusable forwarder \"" + options.forwarder + "\" (expected addr or addr@port)");
     else
         check(ub_ctx_resolvconf(ctx, nullptr), "dns.resolver", "cannot use /etc/resolv.conf");
+    // libunbound 1.17's ub_ctx_set_option keeps the whole "<zone> nodefault" text as
+    // the zone name, so that form leaves the built-in zone in place. A transparent
+    // local zone of the same name replaces the built-in one and, having no data of its
+    // own, passes every query on: the effect of nodefault.
+    std::set<std::string> passed;   // libunbound warns on stderr about a zone given twice
+    const auto pass_on = [ctx, &passed](const std::string& zone, const std::string& key) {
+        if (!passed.insert(zone).second)
+            return;
+        check(ub_ctx_set_option(ctx, "local-zone:", (zone + " transparent").c_str()), key,
+              "libunbound refused zone \"" + zone + "\"");
+    };
+    if (!options.forwarder.empty()) {
+        // The resolver the operator named answers everything, internal reverse zones
+        // included: libunbound would otherwise answer the RFC 6303 / AS112 zones (the
+        // RFC 1918 reverse zones among them) and the special-use names itself with
+        // NXDOMAIN, and every peer on such an address would have "no PTR record".
+        // unblock-lan-zones lifts the AS112 list (whatever this libunbound holds);
+        // insecure-lan-zones keeps a trust anchor from failing their unsigned answers;
+        // the rest of the built-in zones are passed on one by one.
+        check(ub_ctx_set_option(ctx, "unblock-lan-zones:", "yes"), "dns.resolver", "cannot unblock the LAN zones");
+        check(ub_ctx_set_option(ctx, "insecure-lan-zones:", "yes"), "dns.resolver", "cannot unblock the LAN zones");
+        static constexpr const char* built_in[] = {
+            "localhost.", "127.in-addr.arpa.",
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa.",
+            "onion.", "test.", "invalid.", "home.arpa.", "resolver.arpa.", "service.arpa.",
+        };
+        for (const char* zone : built_in)
+            pass_on(zone, "dns.resolver");
+    }
     for (const auto& zone : options.nodefault_zones) {
         const auto name = normalize_host_name(zone);
         if (!name)
             throw ConfigError("", 0, "dns.nodefault-zone", "not a zone name: \"" + zone + "\"");
-        // libunbound 1.17's ub_ctx_set_option keeps the whole "<zone> nodefault" text
-        // as the zone name, so that form leaves the built-in zone in place. A
-        // transparent local zone of the same name replaces the built-in one and, having
-        // no data of its own, passes every query on: the effect of nodefault.
-        check(ub_ctx_set_option(ctx, "local-zone:", (absolute(*name) + " transparent").c_str()),
-              "dns.nodefault-zone", "libunbound refused zone \"" + zone + "\"");
+        pass_on(absolute(*name), "dns.nodefault-zone");
     }
     if (!options.trust_anchor_file.empty()) {
         const auto& file = options.trust_anchor_file;

@@ -437,7 +437,7 @@ void ServerSession::cmd_data()
     message_size_ = 0;
     data_too_big_ = data_line_too_long_ = data_bare_lf_ = false;
     previous_line_crlf_ = true;
-    headers_ = HeaderScanner{};
+    headers_ = HeaderScanner(authserv_id(config_->hostname));
     phase_ = Phase::data;
     reply(make_reply(354, "", "End data with <CR><LF>.<CR><LF>"));
 }
@@ -460,15 +460,28 @@ void ServerSession::handle_data_line(std::string_view line, bool crlf)
     if (line.size() > max_text_line)
         data_line_too_long_ = true;
     const bool keep = headers_.line(line);
-    if (keep && !data_too_big_) {
-        message_.append(line.data(), line.size());
-        message_ += "\r\n";
-    }
+    // Lines the scanner held (an Authentication-Results field not yet known to be
+    // someone else's) come back before the line that settled them.
+    for (const auto& held : headers_.take_released())
+        keep_line(held);
+    if (keep)
+        keep_line(line);
+}
+
+void ServerSession::keep_line(std::string_view line)
+{
+    if (data_too_big_)
+        return;
+    message_.append(line.data(), line.size());
+    message_ += "\r\n";
 }
 
 void ServerSession::finish_data()
 {
     phase_ = Phase::command;
+    headers_.finish();
+    for (const auto& held : headers_.take_released())
+        keep_line(held);
     Reason failure = Reason::none;
     if (data_too_big_)
         failure = Reason::message_too_big;
@@ -531,6 +544,8 @@ void ServerSession::delivery_done(Reason failure, std::string_view detail)
         line.kv("recipients", join(envelope_.recipients)).kv("size", static_cast<long long>(message_size_));
         if (!detail.empty())
             line.kv("detail", detail); // recipients carried to the queue (settle_delivery)
+        if (headers_.forged_results() > 0)   // removed: they claimed our authserv-id
+            line.kv("forged_results", static_cast<long long>(headers_.forged_results()));
         if (log_)
             log_(line.str());
     } else {
@@ -649,6 +664,8 @@ void ServerSession::log_decision(std::string_view event, Reason reason, std::str
         line.kv("cert", identity_->names.empty() ? identity_->subject : identity_->names.front());
     else if (tls_ && !tls_->identity.detail.empty())
         line.kv("detail", tls_->identity.detail);
+    if (reason == Reason::crl_stale || reason == Reason::crl_missing)
+        line.kv("fault", "local").kv("fix", "renew the CRLs in tls.crl");   // every peer is refused until then
     if (reverse_ && (reason == Reason::ptr_mismatch || reason == Reason::ptr_missing || reason == Reason::dns_temporary))
         line.kv("ptr", join(reverse_->names)).kv("dns", reverse_->error);
     log_(line.str());

@@ -715,9 +715,9 @@ const std::vector<Option>& options()
                "DNSSEC trust anchor file; empty: answers are not validated.",
                [](auto& s) -> auto& { return s.dns.trust_anchor; }),
         option("dns.nodefault-zone", zone(), Occurs::repeatable, "", "test.",
-               "A zone the in-process resolver must not answer from its built-in defaults. libunbound answers "
-               "test. and 127.in-addr.arpa. itself with NXDOMAIN, so test setups list them here; production "
-               "setups need none.",
+               "A zone the in-process resolver must not answer from its built-in defaults. Needed only without "
+               "dns.resolver: libunbound then answers test., 127.in-addr.arpa. and the RFC 1918 / AS112 reverse "
+               "zones itself with NXDOMAIN. With dns.resolver set, every query goes to that resolver.",
                [](auto& s) -> auto& { return s.dns.nodefault_zones; }),
 
         option("delivery.local-domain", host(), Occurs::repeatable, "", "b.test",

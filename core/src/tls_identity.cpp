@@ -344,6 +344,21 @@ Reason reason_for_verify_error(int error)
         return Reason::untrusted_issuer;
     case X509_V_ERR_INVALID_PURPOSE:
         return Reason::cert_purpose;
+    // Our tls.crl file cannot answer for this chain: the fault is ours, so the refusal
+    // is temporary (a 5xx would bounce every sender's mail until the file is fixed).
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+    case X509_V_ERR_CRL_NOT_YET_VALID:
+    case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
+    case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
+        return Reason::crl_stale;
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+    case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+    case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+    case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+    case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+    case X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION:
+    case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+        return Reason::crl_missing;
     default:
         return Reason::cert_invalid;
     }

@@ -349,8 +349,13 @@ std::string received_field(const TraceInfo& info)
     return f.finish();
 }
 
-std::string authentication_results_field(const std::string& authserv_id, const TraceInfo& info,
-                                         std::string_view result, Reason reason)
+std::string authserv_id(std::string_view hostname)
+{
+    return hostname.empty() ? std::string("localhost") : std::string(hostname);
+}
+
+std::string authentication_results_field(const std::string& id, const TraceInfo& info, std::string_view result,
+                                         Reason reason)
 {
     // RFC 8601 result keywords are ours to choose, never a peer's; anything else is a bug.
     static constexpr std::string_view results[] = {"pass", "fail", "none", "neutral",
@@ -359,7 +364,7 @@ std::string authentication_results_field(const std::string& authserv_id, const T
         throw std::invalid_argument("authentication_results_field: bad result " + printable(result));
 
     FieldBuilder f("Authentication-Results");
-    f.clause(value_text(authserv_id.empty() ? std::string("localhost") : authserv_id));
+    f.clause(value_text(authserv_id(id)));
     f.append_to_last(";");
     f.clause("x-amtp=" + std::string(result));
     if (reason != Reason::none) {

@@ -517,8 +517,22 @@ async function deliver(plugin, connection) {
     const st = state_of(connection)
     const txn = connection.transaction
     const t = txn.notes.amtp
-    const scan = native.scanHeader(header_lines(txn))
+    const scan = native.scanHeader(header_lines(txn), plugin.settings.hostname)
     if (scan.mpcField) return { reason: 'mpc_header_present' }
+    // A field claiming our authserv-id is a forgery (RFC 8601 s5). Haraka removes fields
+    // by name only, so then every Authentication-Results field goes; ours comes after.
+    if (scan.forgedResults) {
+        // Haraka's remove_header misses the obsolete "Name :" spelling, which the core
+        // (and many readers) still take for the field: those go from the list in place
+        // (the message stream holds the same array).
+        const list = txn.header.header_list
+        for (let i = list.length - 1; i >= 0; i--) {
+            if (/^authentication-results[ \t]*:/i.test(list[i])) list.splice(i, 1)
+        }
+        txn.remove_header('Authentication-Results')
+        connection.lognotice(plugin, kv({ event: 'headers', session: connection.uuid,
+            removed: 'Authentication-Results', forged_results: scan.forgedResults }))
+    }
     if (scan.carriers.length > 1) return { reason: 'mpc_duplicate' }
     if (scan.carriers.length === 1) {
         const parsed = native.parseMpc(scan.carriers[0])

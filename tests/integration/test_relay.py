@@ -168,6 +168,44 @@ class Relay(unittest.TestCase):
         self.assertEqual(len(WORLD.delivered("fred")), 1)  # exactly once each
         self.assertEqual(len(WORLD.delivered("hank")), 1)
 
+    def test_quoted_local_parts_survive_the_queue(self):
+        # Envelope fields used to be split at the first space: "a b"@a.test came back
+        # from the queue file as "a. Two quoted local parts (one of the longest a local
+        # part may be) wait in the queue across a kill -9 and a restart.
+        long_local = '"' + " ".join(["q" * 9] * 6) + ' qq"'   # 64 octets, spaces inside
+        self.assertEqual(len(long_local), 64)
+        recipients = ['"a b"@a.test', long_local + "@a.test"]
+        off = WORLD.maildir_a + ".off"
+        os.rename(WORLD.maildir_a, off)
+        try:
+            s = WORLD.session(cert="private", source="127.0.0.5", private=True)
+            self.addCleanup(s.close)
+            self.assertTrue(s.cmd("EHLO host1.customers.isp.test").startswith("250"))
+            self.assertTrue(s.cmd('MAIL FROM:<"cust 8"@b.test> MPC=per/individual').startswith("250"))
+            for r in recipients:
+                reply = s.cmd("RCPT TO:<%s>" % r)
+                self.assertTrue(reply.startswith("250"), reply)
+            self.assertTrue(s.cmd("DATA").startswith("354"))
+            reply = s.cmd("Subject: quoted\r\n\r\nTo a quoted local part.\r\n.")
+            self.assertTrue(reply.startswith("250 2.0.0"), reply)
+            s.cmd("QUIT")
+            listed = wait_for(lambda: all("pending <%s> 451" % r in self.queue_listing() for r in recipients))
+            self.assertTrue(listed, self.queue_listing() + WORLD.frontend_log())
+            WORLD.kill_frontend(signal.SIGKILL)
+        finally:
+            os.rename(off, WORLD.maildir_a)
+        WORLD.start_frontend()
+        listing = self.queue_listing()
+        for r in recipients:
+            self.assertIn("pending <%s>" % r, listing)
+        self.assertIn('from=<"cust 8"@b.test>', listing)
+        self.assertEqual(self.amtpd_queue("flush").returncode, 0)
+        for local in ['"a b"', long_local]:
+            messages = wait_for(lambda: WORLD.delivered(local, "a.test", WORLD.maildir_a))
+            self.assertEqual(len(messages), 1, WORLD.frontend_log() + WORLD.peer_log())
+            self.assertIn("To a quoted local part.", messages[0])
+        self.assertTrue(wait_for(lambda: '"a b"@a.test' not in self.queue_listing()))
+
     def amtpd_queue(self, *args):
         return subprocess.run([os.path.join(WORLD.bin, "amtpd"), "-c", os.path.join(WORLD.dir, "b.ini"), "--queue"]
                               + list(args), capture_output=True, text=True)

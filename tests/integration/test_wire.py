@@ -238,6 +238,39 @@ class Delivery(Base):
         self.assertIn("\r\nMPC: per/individual\r\n", m)
         self.assertNotIn("AMTP-MPC", m)
 
+    def test_forged_authentication_results_removed(self):
+        # RFC 8601 s5: a field claiming our authserv-id (mx.b.test, the hostname every
+        # front-end writes in its own field) is removed before ours is added, folded or
+        # not; a field of another authserv-id is no forgery of ours.
+        s = self.authenticated()
+        self.assertReply(s.cmd(mail_line()), "250")
+        self.assertReply(s.cmd("RCPT TO:<forged@b.test>"), "250")
+        self.assertReply(s.cmd("DATA"), "354")
+        reply = s.cmd(data_prefix()
+                      + "Authentication-Results: mx.b.test; x-amtp=pass policy.mpc=mpc/individual\r\n"
+                      + "Authentication-Results: mx.a.test; spf=pass smtp.mailfrom=a.test\r\n"
+                      + "Authentication-Results:\r\n\tMX.B.TEST; x-amtp=pass (forged behind a fold)\r\n"
+                      + "authentication-results : mx.b.test; x-amtp=pass (obsolete blank before the colon)\r\n"
+                      + "Subject: forged\r\n\r\nbody\r\n.")
+        self.assertReply(reply, "250")
+        m = WORLD.wait_delivered("forged", 1)[0]
+        header = m.split("\r\n\r\n", 1)[0]
+        unfolded = re.sub(r"\r\n(?=[ \t])", "", header).split("\r\n")
+        # Any spelling a reader might accept: blanks before the colon, comments or
+        # quotes around the authserv-id.
+        ours = [f for f in unfolded
+                if re.match(r'authentication-results\s*:\s*(\([^)]*\)\s*)*"?mx\.b\.test"?\s*;', f, re.I)]
+        self.assertEqual(len(ours), 1, header)
+        self.assertIn("x-amtp=pass", ours[0])
+        self.assertNotIn("mpc/individual", header)
+        self.assertNotIn("forged behind a fold", header)
+        self.assertNotIn("obsolete blank", header)
+        # The foreign field stays where the front-end can remove a single field; Exim
+        # and Haraka remove by name, hence all of them (RFC 8601 s5 allows either).
+        if ARGS_FRONTEND() in ("standalone", "opensmtpd"):
+            self.assertIn("Authentication-Results: mx.a.test; spf=pass smtp.mailfrom=a.test", header)
+        self.assertIn("forged_results=", WORLD.frontend_log())
+
     def test_pipelined_transaction_is_answered_in_order(self):
         s = self.authenticated()
         s.send_raw((mail_line() + "\r\nRCPT TO:<pipe@b.test>\r\nDATA\r\n").encode())

@@ -14,8 +14,10 @@ namespace amtp::test {
 
 struct UnboundConfig {
     // Zones answered from local data only ("static": an unknown name is NXDOMAIN, a
-    // known name without the asked type is NODATA). A libunbound client needs each of
-    // them as a nodefault zone (ResolverOptions::nodefault_zones): see zones().
+    // known name without the asked type is NODATA). A libunbound client forwarding to
+    // this server needs no nodefault zone for them (the Resolver lifts libunbound's
+    // built-in zones when a forwarder is named); tests that still list zones() there
+    // exercise dns.nodefault-zone.
     std::vector<std::string> zones = {"test.", "127.in-addr.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa."};
     // Resource records in zone-file text: "mx.a.test. 300 IN A 127.0.0.2".
     std::vector<std::string> local_data;
@@ -38,7 +40,7 @@ public:
     std::uint16_t port() const { return port_; }
     // For ResolverOptions::forwarder: "127.0.0.1@PORT".
     std::string forwarder() const;
-    // The zones a client must not answer itself (ResolverOptions::nodefault_zones).
+    // The zones this server serves (for ResolverOptions::nodefault_zones).
     const std::vector<std::string>& zones() const { return config_.zones; }
     const std::string& directory() const { return dir_; }
 

@@ -155,3 +155,100 @@ TEST_CASE("Binary junk in the header does not crash the scanner")
     CHECK_FALSE(s.has_mpc_field());
     CHECK_FALSE(s.in_header());
 }
+
+// ---------------------------------------------------------------- forged Authentication-Results
+
+namespace {
+
+// The lines a writer keeps, released held lines written before the line that freed them.
+std::vector<std::string> write_out(HeaderScanner& s, const std::vector<std::string>& lines)
+{
+    std::vector<std::string> out;
+    for (const auto& l : lines) {
+        const bool keep = s.line(l);
+        for (auto& held : s.take_released())
+            out.push_back(std::move(held));
+        if (keep)
+            out.push_back(l);
+    }
+    s.finish();
+    for (auto& held : s.take_released())
+        out.push_back(std::move(held));
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("Forged Authentication-Results fields claiming our authserv-id are removed (RFC 8601 s5)")
+{
+    HeaderScanner s("mx.b.test");
+    const auto out = write_out(s, {"Authentication-Results: mx.b.test; x-amtp=pass", "Subject: x",
+                                   "Authentication-Results: mx.a.test; spf=pass smtp.mailfrom=a.test",
+                                   "authentication-results : MX.B.TEST.;", "\tx-amtp=pass policy.mpc=per/individual",
+                                   "", "Authentication-Results: mx.b.test; in the body"});
+    CHECK(out == std::vector<std::string>{"Subject: x", "Authentication-Results: mx.a.test; spf=pass smtp.mailfrom=a.test",
+                                          "", "Authentication-Results: mx.b.test; in the body"});
+    CHECK(s.forged_results() == 2);
+}
+
+TEST_CASE("Forged Authentication-Results: an authserv-id after a fold, a comment or in quotes is found")
+{
+    for (const std::vector<std::string>& field :
+         {std::vector<std::string>{"Authentication-Results:", "\tmx.b.test; x-amtp=pass"},
+          {"Authentication-Results: (a comment", " (nested) still) mx.b.test;", " x-amtp=pass"},
+          {"Authentication-Results: \"mx.b\\.test\"; x-amtp=pass"},
+          {"Authentication-Results: \"mx.b.", " test\"; x-amtp=pass"}}) {
+        INFO(field.front());
+        HeaderScanner s("mx.b.test");
+        std::vector<std::string> lines{"Subject: x"};
+        lines.insert(lines.end(), field.begin(), field.end());
+        lines.insert(lines.end(), {"To: b@b.test", "", "body"});
+        const auto out = write_out(s, lines);
+        // Quoted "mx.b. test" is another id (a blank inside), so that one stays.
+        if (field.back() == " test\"; x-amtp=pass") {
+            CHECK(s.forged_results() == 0);
+            CHECK(out == lines);
+        } else {
+            CHECK(s.forged_results() == 1);
+            CHECK(out == std::vector<std::string>{"Subject: x", "To: b@b.test", "", "body"});
+        }
+    }
+}
+
+TEST_CASE("Forged Authentication-Results: held fields of other authserv-ids come back in place")
+{
+    HeaderScanner s("mx.b.test");
+    const std::vector<std::string> lines{"Authentication-Results:", "\t(comment)", "\tmx.a.test; spf=pass",
+                                         "Authentication-Results: (open", "Subject: x", "Authentication-Results:"};
+    // The last field ends with the data, still undecided: kept, not ours.
+    CHECK(write_out(s, lines) == lines);
+    CHECK(s.forged_results() == 0);
+}
+
+TEST_CASE("Forged Authentication-Results: a field that ends undecided but names our id is removed")
+{
+    HeaderScanner s("mx.b.test");
+    CHECK(write_out(s, {"Authentication-Results: (open mx.b.test; x-amtp=pass", "Subject: x"}) ==
+          std::vector<std::string>{"Subject: x"});
+    CHECK(s.forged_results() == 1);
+}
+
+TEST_CASE("Forged Authentication-Results: an id hidden past the bound is treated as ours")
+{
+    HeaderScanner s("mx.b.test");
+    std::vector<std::string> lines{"Authentication-Results: (long"};
+    for (int i = 0; i < 100; ++i)
+        lines.push_back("\t" + std::string(70, 'c'));
+    lines.push_back("\t) mx.b.test; x-amtp=pass");
+    lines.push_back("Subject: x");
+    CHECK(write_out(s, lines) == std::vector<std::string>{"Subject: x"});
+    CHECK(s.forged_results() == 1);
+}
+
+TEST_CASE("Forged Authentication-Results: without an authserv-id no field is touched")
+{
+    HeaderScanner s;
+    const std::vector<std::string> lines{"Authentication-Results: mx.b.test; x-amtp=pass", "", "b"};
+    CHECK(write_out(s, lines) == lines);
+    CHECK(s.forged_results() == 0);
+}

@@ -85,7 +85,12 @@ TEST_CASE("Half-written queue files are never taken for entries")
 
 TEST_CASE("Damaged envelopes are refused by the parser")
 {
-    for (const char* bad : {"", "amtp-queue 2\n", "amtp-queue 1\nid ../etc\nmpc per/individual\nrcpt pending a@b.test x\n",
+    for (const char* bad : {"", "amtp-queue 3\n",
+                            "amtp-queue 2\nid A\nmpc per/individual\nrcpt pending a%2@b.test \n",
+                            "amtp-queue 2\nid A\nmpc per/individual\nrcpt pending a%zz@b.test \n",
+                            "amtp-queue 2\nid A\nmpc per/individual\nrcpt pending a@b.test\n",
+                            "amtp-queue 2\nid A\nmpc per/individual\nrcpt pending a@b.test x y\n",
+                            "amtp-queue 2\nid A\nsender a\x01@b.test\nmpc per/individual\nrcpt pending a@b.test \n", "amtp-queue 1\nid ../etc\nmpc per/individual\nrcpt pending a@b.test x\n",
                             "amtp-queue 1\nid A\nmpc per/bulk\nrcpt pending a@b.test x\n",
                             "amtp-queue 1\nid A\nmpc per/individual\n", "amtp-queue 1\nid A\nmpc per/individual\nrcpt sent a@b.test\n",
                             "amtp-queue 1\nid A\ncreated soon\nmpc per/individual\nrcpt pending a@b.test\n",
@@ -93,6 +98,60 @@ TEST_CASE("Damaged envelopes are refused by the parser")
         INFO(bad);
         CHECK_FALSE(parse_entry(bad));
     }
+}
+
+TEST_CASE("Quoted local parts survive the queue: quoted, UTF-8 and long addresses load back exactly")
+{
+    const std::string dir = test::fresh_dir("queue");
+    const std::string long_local(64, 'l');
+    std::string long_domain;
+    for (int i = 0; i < 4; ++i)
+        long_domain += std::string(60, char('a' + i)) + ".";
+    long_domain += "test";
+    const std::vector<std::string> addresses{
+        "\"a b\"@a.test",                              // a space: the old format split here
+        "\"a  b\\\" c%41\"@a.test",                    // two spaces, a quoted-pair, a percent
+        "j\xc3\xbc" "rgen@b\xc3\xbc" "cher.test",         // UTF-8 (SMTPUTF8)
+        "\"\"@a.test",                                 // the empty quoted string
+        long_local + "@" + long_domain,               // 64 + 1 + 244 octets
+    };
+    QueueEntry e;
+    {
+        Queue q(dir);
+        e = sample(q);
+        e.sender = "\"x y\"@b.test";
+        e.recipients.clear();
+        for (const auto& a : addresses)
+            e.recipients.push_back({a, QueuedStatus::pending, "451 4.3.0 try again"});
+        REQUIRE(q.enqueue(e, {"Subject: s\r\n\r\nbody\r\n"}).ok);
+    }
+    // A new Queue object over the same directory, as after a restart.
+    Queue q(dir);
+    const auto all = q.load_all();
+    REQUIRE(all.size() == 1);
+    CHECK(all[0].sender == "\"x y\"@b.test");
+    REQUIRE(all[0].recipients.size() == addresses.size());
+    for (std::size_t i = 0; i < addresses.size(); ++i) {
+        CHECK(all[0].recipients[i].address == addresses[i]);
+        CHECK(all[0].recipients[i].last_reply == "451 4.3.0 try again");
+    }
+    // And once more through an update, the way the queue runner rewrites it.
+    REQUIRE(q.update(all[0]).ok);
+    CHECK(q.load_all().at(0).recipients.at(0).address == "\"a b\"@a.test");
+}
+
+TEST_CASE("Quoted local parts survive the queue: envelopes of the first format are still read")
+{
+    const auto e = parse_entry("amtp-queue 1\nid A1\ncreated 5\nnext 6\nattempts 1\nsender \nmpc net/autoresponse\n"
+                               "rcpt failed bob@b.test 550 5.1.1 no such user\nrcpt pending carl@c.test\n");
+    REQUIRE(e);
+    CHECK(e->sender.empty());
+    REQUIRE(e->recipients.size() == 2);
+    CHECK(e->recipients[0].address == "bob@b.test");
+    CHECK(e->recipients[0].status == QueuedStatus::failed);
+    CHECK(e->recipients[0].last_reply == "550 5.1.1 no such user");
+    CHECK(e->recipients[1].address == "carl@c.test");
+    CHECK(e->recipients[1].last_reply.empty());
 }
 
 TEST_CASE("Retries follow queue.retry-schedule and stay at its last step")

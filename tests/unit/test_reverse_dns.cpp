@@ -249,3 +249,32 @@ TEST_CASE("Client name lookups run asynchronously, their callbacks from process(
     CHECK(check_ptr(*c, "mx.a.test") == Reason::ptr_missing);
     CHECK(resolver.pending() == 0);
 }
+
+TEST_CASE("The resolver the operator names answers everything: private and loopback PTRs pass without nodefault zones")
+{
+    // A site resolver serving its internal reverse zones (RFC 1918, loopback, ULA) and
+    // a special-use forward zone: with dns.resolver set and no dns.nodefault-zone
+    // lines, libunbound must ask it rather than answer NXDOMAIN from its own defaults.
+    UnboundConfig c;
+    c.zones = {"test.", "127.in-addr.arpa.", "10.in-addr.arpa.", "168.192.in-addr.arpa.", "16.172.in-addr.arpa.",
+               "d.f.ip6.arpa."};
+    c.local_data = {"mx.a.test. 300 IN A 127.0.0.2", "mx.a.test. 300 IN A 10.1.2.3",
+                    "mx.a.test. 300 IN A 192.168.1.2", "mx.a.test. 300 IN A 172.16.0.9",
+                    "mx.a.test. 300 IN AAAA fd00::2"};
+    c.local_data_ptr = {"127.0.0.2 mx.a.test.", "10.1.2.3 mx.a.test.", "192.168.1.2 mx.a.test.",
+                        "172.16.0.9 mx.a.test.", "fd00::2 mx.a.test."};
+    UnboundServer server(c);
+    ResolverOptions o;
+    o.forwarder = server.forwarder();
+    o.timeout = 10s;
+    REQUIRE(o.nodefault_zones.empty());
+    Resolver resolver(o);
+    for (const char* address : {"10.1.2.3", "127.0.0.2", "192.168.1.2", "172.16.0.9", "fd00::2"}) {
+        INFO(address);
+        // Forward confirmation too: the PTR name is then looked up under test.
+        const auto r = lookup_client_names_blocking(resolver, ip(address), true);
+        CHECK(r.status == DnsStatus::answer);
+        CHECK(r.names == std::vector<std::string>{"mx.a.test"});
+        CHECK(check_ptr(r, "mx.a.test") == Reason::none);
+    }
+}

@@ -220,6 +220,20 @@ TEST_CASE("Every certificate refusal reaches EHLO as 504 5.7.1 with its own text
     }
 }
 
+TEST_CASE("A stale CRL is a local fault: EHLO is refused with 451 4.7.5 and a log line naming the fault")
+{
+    for (Reason r : {Reason::crl_stale, Reason::crl_missing}) {
+        Harness h;
+        h.connect(tls_refused(r));
+        INFO(reason_name(r));
+        const std::string out = h.send("EHLO mx.a.test\r\n");
+        CHECK(out == reply_for(r).wire());
+        CHECK(starts_with(out, "451 4.7.5 Authentication temporarily unavailable: "));
+        CHECK(h.logged(std::string("reason=") + reason_name(r)));
+        CHECK(h.logged("fault=local"));
+    }
+}
+
 TEST_CASE("An EHLO name that is not in the certificate is refused with 504 5.7.1 ehlo_not_in_cert")
 {
     Harness h;
@@ -448,6 +462,26 @@ TEST_CASE("A message is handed over with trace fields and acknowledged only afte
     h.session->delivery_done(Reason::none);
     CHECK(starts_with(h.session->take_output(), "250 2.0.0 Message accepted"));
     CHECK(h.session->messages_accepted() == 1);
+}
+
+TEST_CASE("Forged Authentication-Results fields are removed from the delivered message, ours added")
+{
+    Harness h;
+    h.authenticate();
+    h.send("MAIL FROM:<alice@a.test> MPC=per/individual\r\nRCPT TO:<bob@b.test>\r\nDATA\r\n"
+           "Authentication-Results: mx.b.test; x-amtp=pass policy.mpc=mpc/individual\r\n"
+           "Authentication-Results: mx.a.test; spf=pass\r\n"
+           "Authentication-Results:\r\n\tmx.b.test; x-amtp=pass\r\n"
+           "Authentication-Results: (folded\r\n\tcomment) mx.c.test; dkim=pass\r\n"
+           "Subject: hi\r\n\r\nAuthentication-Results: mx.b.test; body text\r\n.\r\n");
+    auto d = h.session->take_delivery();
+    REQUIRE(d);
+    CHECK(d->message == "Authentication-Results: mx.a.test; spf=pass\r\n"
+                        "Authentication-Results: (folded\r\n\tcomment) mx.c.test; dkim=pass\r\n"
+                        "Subject: hi\r\n\r\nAuthentication-Results: mx.b.test; body text\r\n");
+    CHECK(d->trace.find("Authentication-Results: mx.b.test; x-amtp=pass") != std::string::npos);
+    h.session->delivery_done(Reason::none);
+    CHECK(h.logged("forged_results=2"));
 }
 
 TEST_CASE("A storage failure is never acknowledged: 452 4.3.1 when full, 451 4.3.0 otherwise")

@@ -36,6 +36,25 @@ std::time_t now()
     return std::time(nullptr);
 }
 
+// A CRL for `ca` made with the openssl command at test time, with the given
+// lastUpdate and nextUpdate (YYYYMMDDHHMMSSZ). Returns the PEM file.
+std::string crl_made_now(const std::string& ca, const std::string& last, const std::string& next)
+{
+    const std::string dir = amtp::test::fresh_dir("crl");
+    amtp::test::write_file(dir + "/index.txt", "");
+    amtp::test::write_file(dir + "/crlnumber", "1000\n");
+    amtp::test::write_file(dir + "/ca.cnf", "[ ca ]\ndefault_ca = c\n[ c ]\ndatabase = " + dir +
+                                                "/index.txt\ncrlnumber = " + dir + "/crlnumber\ncertificate = " +
+                                                pki_file(ca + ".pem") + "\nprivate_key = " +
+                                                pki_file(ca + ".key") +
+                                                "\ndefault_md = sha256\n");
+    const std::string out = dir + "/" + ca + ".crl.pem";
+    const std::string command = "openssl ca -batch -config '" + dir + "/ca.cnf' -gencrl -crl_lastupdate " + last +
+                                " -crl_nextupdate " + next + " -out '" + out + "' 2>/dev/null";
+    REQUIRE(amtp::test::run_command(command) == 0);
+    return out;
+}
+
 TrustOptions public_options()
 {
     TrustOptions options;
@@ -271,15 +290,61 @@ TEST_CASE("A missing CRL for a CA above the leaf does not refuse the client", "[
     CHECK_REFUSED(client(*store, "revoked"), Reason::cert_revoked);
 }
 
-TEST_CASE("A missing CRL for the leaf's issuer refuses the client with cert_invalid", "[tls]")
+TEST_CASE("A stale CRL is a local fault: a missing CRL for the leaf's issuer refuses with the temporary crl_missing", "[tls]")
 {
     // Fail closed: with revocation checking on, a client whose revocation cannot be
-    // checked is not let in.
+    // checked is not let in; but the file is ours to fix, so the refusal is a 4xx.
     TrustOptions options = public_options();
     options.crl_file = pki_file("public-root.crl.pem");
     const auto result = client(*trust(options), "client");
-    CHECK_REFUSED(result, Reason::cert_invalid);
+    CHECK_REFUSED(result, Reason::crl_missing);
     CHECK(result.detail == "unable to get certificate CRL");
+    CHECK(reply_for(result.reason).temporary());
+}
+
+TEST_CASE("A stale CRL is a local fault: an expired CRL refuses with the temporary crl_stale", "[tls]")
+{
+    // A real CRL, signed by the intermediate with openssl now, valid only in 2020.
+    const std::string crl = crl_made_now("public-intermediate", "20200101000000Z", "20210101000000Z");
+    TrustOptions options = public_options();
+    options.crl_file = crl;
+    const auto store = trust(options);
+    const auto result = client(*store, "client");
+    CHECK_REFUSED(result, Reason::crl_stale);
+    CHECK(result.detail == "CRL has expired");
+    CHECK(reply_for(result.reason).temporary());
+    CHECK(reply_for(result.reason).code == 451);
+    // Even a certificate the stale list names is refused only temporarily: nothing
+    // can be decided until the list is renewed.
+    CHECK_REFUSED(client(*store, "revoked"), Reason::crl_stale);
+    // The same CRL, current at the time of the check, decides as usual.
+    const std::string current = crl_made_now("public-intermediate", "20240101000000Z", "20990101000000Z");
+    options.crl_file = current;
+    REQUIRE_ACCEPTED(client(*trust(options), "client"));
+}
+
+TEST_CASE("A stale CRL is a local fault: a CRL not yet valid refuses with the temporary crl_stale", "[tls]")
+{
+    TrustOptions options = public_options();
+    options.crl_file = crl_made_now("public-intermediate", "20980101000000Z", "20990101000000Z");
+    CHECK_REFUSED(client(*trust(options), "client"), Reason::crl_stale);
+}
+
+TEST_CASE("A stale CRL is a local fault: a CRL whose signature fails refuses with the temporary crl_missing", "[tls]")
+{
+    // The intermediate's current CRL in DER with the last byte of its signature changed.
+    const std::string pem = crl_made_now("public-intermediate", "20240101000000Z", "20990101000000Z");
+    const std::string der = pem + ".der";
+    REQUIRE(amtp::test::run_command("openssl crl -in '" + pem + "' -outform DER -out '" + der + "'") == 0);
+    std::string bytes = amtp::test::read_file(der);
+    REQUIRE_FALSE(bytes.empty());
+    bytes.back() = static_cast<char>(bytes.back() ^ 0x01);
+    amtp::test::write_file(der, bytes);
+    TrustOptions options = public_options();
+    options.crl_file = der;
+    const auto result = client(*trust(options), "client");
+    CHECK_REFUSED(result, Reason::crl_missing);
+    CHECK(reply_for(result.reason).temporary());
 }
 
 TEST_CASE("Without a CRL file revocation is not checked", "[tls]")

@@ -21,6 +21,10 @@ enum class Reason {
     cert_invalid,       // any other verification failure (bad signature, malformed ...)
     cert_no_name,       // neither a SAN dNSName nor a usable subject CN
     pin_wrong_network,  // pinned self-signed certificate used from an unlisted network
+    // Revocation cannot be checked with our tls.crl file: a local fault, never the
+    // peer's, so temporary (the peer retries, nothing bounces).
+    crl_stale,          // the CRL for the issuer has expired (or is not yet valid)
+    crl_missing,        // no usable CRL for the issuer in the file
     // EHLO binding
     helo_refused,
     ehlo_syntax,

@@ -49,7 +49,9 @@ struct SrvResult {
 struct ResolverOptions {
     std::string forwarder;             // "addr@port" (dns.resolver); empty: /etc/resolv.conf
     std::string trust_anchor_file;     // dns.trust-anchor: enables DNSSEC validation
-    std::vector<std::string> nodefault_zones; // dns.nodefault-zone: e.g. "test." for test setups
+    // dns.nodefault-zone: zones libunbound must not answer from its built-in defaults.
+    // Needed only without a forwarder: with one, no built-in zone answers at all.
+    std::vector<std::string> nodefault_zones;
     std::chrono::milliseconds timeout{5000};  // dns.timeout: then a lookup is temporary
 };
 

@@ -118,6 +118,7 @@ private:
     void process();
     void handle_command(std::string_view line);
     void handle_data_line(std::string_view line, bool crlf);
+    void keep_line(std::string_view line);
     void finish_data();
     void cmd_ehlo(const std::string& argument);
     void finish_ehlo();

@@ -62,10 +62,11 @@ struct TrustOptions {
     std::vector<std::string> public_ca_files;    // tls.trusted-ca
     std::vector<std::string> private_ca_files;   // tls.private-ca (network "private")
     // tls.crl: PEM file with any number of CRLs (or one DER CRL), for client
-    // certificates. The leaf's issuer MUST have a CRL in it (fail closed: refused with
-    // cert_invalid "unable to get certificate CRL"); a CA above the leaf is checked
-    // when its issuer's CRL is present and passes otherwise. Pinned certificates and
-    // verify_server are not CRL-checked.
+    // certificates. The leaf's issuer MUST have a CRL in it (fail closed, but as the
+    // local fault it is: refused with the temporary crl_missing); an expired CRL gives
+    // the temporary crl_stale. A CA above the leaf is checked when its issuer's CRL is
+    // present and passes otherwise. Pinned certificates and verify_server are not
+    // CRL-checked.
     std::string crl_file;
     // tls.require-client-eku (profile B3). The extended key usage rule, applied to
     // every certificate of the verified chain: no EKU extension or

@@ -30,6 +30,11 @@ struct TraceInfo {
     std::time_t when = 0;
 };
 
+// The authserv-id our Authentication-Results field names (RFC 8601 s2.5): the
+// configured hostname, "localhost" when there is none. HeaderScanner is given the same
+// value, so incoming fields claiming it are removed before ours is added.
+std::string authserv_id(std::string_view hostname);
+
 // Each returns one complete field, folded, ending in CRLF.
 std::string received_field(const TraceInfo& info);
 // result: "pass" or "fail" (another RFC 8601 result keyword is accepted; anything else

@@ -92,6 +92,7 @@ const std::string& trace_field(const Connection& c, std::string_view which)
     return which == "received"                 ? c.received
            : which == "authentication-results" ? c.authentication_results
            : which == "mpc"                    ? c.mpc_field
+           : which == "remove"                 ? c.remove_fields
                                                : none;
 }
 

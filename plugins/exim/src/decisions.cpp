@@ -185,7 +185,8 @@ Decision decide_data(const SiteConfig& site, Connection& c, const DataInput& in)
     c.received.clear();
     c.authentication_results.clear();
     c.mpc_field.clear();
-    HeaderScanner headers;
+    c.remove_fields.clear();
+    HeaderScanner headers(authserv_id(site.settings.hostname));
     std::size_t start = 0;
     while (start < in.headers.size() && headers.in_header()) {
         std::size_t end = in.headers.find('\n', start);
@@ -197,6 +198,7 @@ Decision decide_data(const SiteConfig& site, Connection& c, const DataInput& in)
         headers.line(l);
         start = end + 1;
     }
+    headers.finish();
 
     Reason r = Reason::none;
     std::optional<MpcValue> mpc;
@@ -225,6 +227,8 @@ Decision decide_data(const SiteConfig& site, Connection& c, const DataInput& in)
     }
     LogLine line = decision_line("message", c, r);
     line.kv("sender", in.sender).kv("rcpt", join(in.recipients));
+    if (headers.forged_results() > 0)
+        line.kv("forged_results", static_cast<long long>(headers.forged_results()));
     if (mpc)
         line.kv("mpc", mpc->str());
     else if (!headers.carrier_values().empty())
@@ -253,6 +257,10 @@ Decision decide_data(const SiteConfig& site, Connection& c, const DataInput& in)
     c.authentication_results =
         lf_lines(authentication_results_field(site.settings.hostname, info, "pass", Reason::none));
     c.mpc_field = lf_lines(mpc_field(*mpc));
+    // Exim removes header fields by name only: when the core found a field claiming our
+    // authserv-id, every Authentication-Results field goes (RFC 8601 s5 allows a border
+    // MTA to remove them all); our own is added after the removal.
+    c.remove_fields = headers.forged_results() > 0 ? "AMTP-MPC : Authentication-Results" : "AMTP-MPC";
     return decided(positive(250, "2.0.0", "Message accepted"), line);
 }
 

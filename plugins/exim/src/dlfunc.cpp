@@ -252,11 +252,13 @@ AMTP_EXIM_ENTRY amtp_data(uschar** yield, int argc, uschar* argv[])
 // add_header in acl_smtp_data after an accepting amtp_data:
 // ${dlfunc{SO}{amtp_trace}{CONFIG}{received|authentication-results|mpc}} yields that
 // one field (LF line ends, peer text tainted). One field per add_header, because Exim
-// applies :at_start: to the first line of an add_header only.
+// applies :at_start: to the first line of an add_header only. {remove} yields the
+// remove_header list (our own names, untainted).
 AMTP_EXIM_ENTRY amtp_trace(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {
-        return yield_string(yield, trace_field(connection(), arg(argc, argv, 1)), true);
+        const std::string which = arg(argc, argv, 1);
+        return yield_string(yield, trace_field(connection(), which), which != "remove");
     });
 }
 

@@ -63,6 +63,9 @@ struct Connection {
     std::string received;
     std::string authentication_results;
     std::string mpc_field;
+    // The ACL's remove_header list: AMTP-MPC, and Authentication-Results when a field
+    // claimed our authserv-id.
+    std::string remove_fields;
 };
 
 // A decision as the ACL consumes it: the reply (code decides accept/defer/deny) and
@@ -180,8 +183,8 @@ EhloInput ehlo_input(const Arguments& args, std::time_t now);
 // {$tls_in_ver}{$tls_in_cipher}.
 DataInput data_input(const Arguments& args, std::time_t now);
 
-// amtp_trace's field by name ("received", "authentication-results", "mpc"); empty
-// for any other name.
+// amtp_trace's field by name ("received", "authentication-results", "mpc"), or
+// "remove", the list of field names to remove; empty for any other name.
 const std::string& trace_field(const Connection& c, std::string_view which);
 
 // amtp_local_part: safe_local_part, and nothing an Exim list would read as anything

@@ -250,6 +250,18 @@ TEST_CASE("Exim: an accepted message gets Received with AMTP, Authentication-Res
     CHECK(c.mpc_field == "MPC: per/individual\n");
 }
 
+TEST_CASE("Exim: forged Authentication-Results fields make the DATA ACL remove every such field")
+{
+    Connection c = authenticated();
+    decide_data(*site(), c, data("AMTP-MPC: per/individual\nAuthentication-Results: mx.a.test; spf=pass\n"));
+    CHECK(trace_field(c, "remove") == "AMTP-MPC");
+    const Decision d = decide_data(
+        *site(), c, data("AMTP-MPC: per/individual\nAuthentication-Results:\n\tmx.b.test; x-amtp=pass\nSubject: x\n"));
+    CHECK(acl_text(d.reply).rfind("250 2.0.0", 0) == 0);
+    CHECK(trace_field(c, "remove") == "AMTP-MPC : Authentication-Results");
+    CHECK(d.log.find("forged_results=1") != std::string::npos);
+}
+
 TEST_CASE("Exim: only local parts safe as one Maildir directory are routed")
 {
     CHECK(safe_local_part("bob") == std::optional<std::string>("bob"));

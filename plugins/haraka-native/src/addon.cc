@@ -696,14 +696,18 @@ Napi::Value CheckPtr(const Napi::CallbackInfo& info)
                              amtp::reason_name(amtp::haraka::check_ptr_answer(r, string_arg(info, 1, "ehloName"))));
 }
 
-// scanHeader(lines) -> {mpcField, carriers, keep}: the header block, one line per entry
-// without its line ending (continuation lines separate), through the core's scanner.
+// scanHeader(lines, hostname?) -> {mpcField, carriers, keep, forgedResults}: the header
+// block, one line per entry without its line ending (continuation lines separate),
+// through the core's scanner; forgedResults counts Authentication-Results fields that
+// claim the authserv-id of `hostname` (the one traceFields writes).
 Napi::Value ScanHeader(const Napi::CallbackInfo& info)
 {
     Napi::Env env = info.Env();
     if (info.Length() < 1)
-        throw Napi::TypeError::New(env, "scanHeader(lines)");
-    const amtp::haraka::HeaderScan scan = amtp::haraka::scan_header(strings_from(env, info[0], "lines"));
+        throw Napi::TypeError::New(env, "scanHeader(lines, hostname)");
+    const std::string hostname = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    const amtp::haraka::HeaderScan scan =
+        amtp::haraka::scan_header(strings_from(env, info[0], "lines"), hostname);
     Napi::Array keep = Napi::Array::New(env, scan.keep.size());
     for (size_t i = 0; i < scan.keep.size(); ++i)
         keep.Set(static_cast<uint32_t>(i), static_cast<bool>(scan.keep[i]));
@@ -711,6 +715,7 @@ Napi::Value ScanHeader(const Napi::CallbackInfo& info)
     o.Set("mpcField", scan.mpc_field);
     o.Set("carriers", string_array(env, scan.carriers));
     o.Set("keep", keep);
+    o.Set("forgedResults", scan.forged_results);
     return o;
 }
 

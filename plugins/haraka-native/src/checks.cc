@@ -76,15 +76,31 @@ Reason check_ptr_answer(const ReverseDnsResult& result, std::string_view ehlo_na
     return check_ptr(result, *ehlo);
 }
 
-HeaderScan scan_header(const std::vector<std::string>& lines)
+HeaderScan scan_header(const std::vector<std::string>& lines, const std::string& hostname)
 {
-    HeaderScanner scanner;
+    HeaderScanner scanner(authserv_id(hostname));
     HeaderScan scan;
     scan.keep.reserve(lines.size());
-    for (const auto& line : lines)
-        scan.keep.push_back(scanner.line(line));
+    // Held lines come back in order just before the current one: the last ones marked
+    // dropped (the current line's own verdict is pushed after).
+    const auto mark_released = [&] {
+        std::size_t n = scanner.take_released().size();
+        for (std::size_t i = scan.keep.size(); n > 0 && i-- > 0;)
+            if (!scan.keep[i]) {
+                scan.keep[i] = true;
+                --n;
+            }
+    };
+    for (const auto& line : lines) {
+        const bool keep = scanner.line(line);
+        mark_released();
+        scan.keep.push_back(keep);
+    }
+    scanner.finish();
+    mark_released();
     scan.mpc_field = scanner.has_mpc_field();
     scan.carriers = scanner.carrier_values();
+    scan.forged_results = scanner.forged_results();
     return scan;
 }
 

@@ -43,8 +43,10 @@ struct HeaderScan {
     bool mpc_field = false;
     std::vector<std::string> carriers;
     std::vector<bool> keep;                                     // one per line
+    unsigned forged_results = 0;   // Authentication-Results fields claiming our authserv-id
 };
-HeaderScan scan_header(const std::vector<std::string>& lines);
+// hostname: the one our Authentication-Results field is written with (its authserv-id).
+HeaderScan scan_header(const std::vector<std::string>& lines, const std::string& hostname);
 
 // isLocalDomain: the name normalised, then looked up in the (normalised) list.
 bool is_local_domain(const std::vector<std::string>& local_domains, std::string_view domain);

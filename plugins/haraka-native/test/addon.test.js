@@ -83,6 +83,15 @@ test('scanHeader finds an MPC field and reads and drops the AMTP-MPC carrier', (
     assert.throws(() => amtp.scanHeader('Subject: x'), TypeError)
 })
 
+test('scanHeader finds forged Authentication-Results fields of our authserv-id', () => {
+    const lines = ['Authentication-Results:', '\tmx.b.test; x-amtp=pass', 'Authentication-Results: mx.a.test; spf=pass',
+        'Authentication-Results: (c)', '\tmx.c.test; dkim=pass', 'Subject: x']
+    const scan = amtp.scanHeader(lines, 'mx.b.test')
+    assert.equal(scan.forgedResults, 1)
+    assert.deepEqual(scan.keep, [false, false, true, true, true, true])
+    assert.equal(amtp.scanHeader(lines).forgedResults, 0)  // no hostname: nothing is ours
+})
+
 test('Site reports configuration errors with the file, line and key', (t) => {
     const dir = tempDir(t)
     assert.throws(() => new amtp.Site(path.join(dir, 'missing.ini')), (e) => e.code === 'config_error')
