@@ -98,9 +98,9 @@ def wait_for_port(host, port, proc, seconds=20.0):
 # "mailbox", so a recipient is accepted only when its Maildir exists. Every mailbox the
 # suites deliver to is listed here; a test that needs another calls add_mailbox().
 MAILBOXES_B = (
-    "after-flood after-reset bench bob bob2 carol carrier conflict cust cust1 cust2 cust3 cust4 cust5 cust6 "
-    "cust7 dora dropped durable erin fred free full gus hank ivy kill late mallory-target many multi1 multi2 "
-    "nocom nompc patient pipe postmaster-reports quinn reset soak stall trace warm-up x zed").split()
+    "after-flood afterflood after-reset bench bob bob2 carol carrier conflict cust cust1 cust2 cust3 cust4 cust5 cust6 "
+    "cust7 dora dropped durable erin forged fred free full gus hank hijack ivy kill late mallory-target many multi1 "
+    "multi2 nocom nompc patient pipe postmaster-reports quinn reset soak stall trace warm-up warmup x zed").split()
 MAILBOXES_A = "a admin ads alice alice3 b cust ivy list retry shop yan".split()
 
 

@@ -199,6 +199,8 @@ class Relay(unittest.TestCase):
         for r in recipients:
             self.assertIn("pending <%s>" % r, listing)
         self.assertIn('from=<"cust 8"@b.test>', listing)
+        for local in ['"a b"', long_local]:   # a.test accepts only mailboxes that exist
+            WORLD.add_mailbox(local, "a.test", WORLD.maildir_a)
         self.assertEqual(self.amtpd_queue("flush").returncode, 0)
         for local in ['"a b"', long_local]:
             messages = wait_for(lambda: WORLD.delivered(local, "a.test", WORLD.maildir_a))
