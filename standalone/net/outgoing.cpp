@@ -10,6 +10,7 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -42,8 +43,18 @@ struct Attempt {
     std::string detail;
 };
 
+using Clock = std::chrono::steady_clock;
+
+// A step's own limit, cut short by the attempt's overall deadline.
+Clock::duration within(Clock::time_point deadline, Clock::duration step)
+{
+    const auto left = deadline - Clock::now();
+    return std::max(Clock::duration::zero(), std::min(step, left));
+}
+
 Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls, ClientSession& session,
-                const std::string& target, const IpAddress& address, std::uint16_t port, const LogSink& log)
+                const std::string& target, const IpAddress& address, std::uint16_t port, const LogSink& log,
+                Clock::time_point deadline)
 {
     asio::io_context io;
     asio::ssl::context ctx(client_tls);
@@ -52,6 +63,15 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
     auto& socket = stream.lowest_layer();
     const tcp::endpoint remote(asio::ip::make_address(address.str()), port);
     boost::system::error_code ec;
+    // Why a step ended early: its own timeout, the attempt's deadline, or an error.
+    // (A timed-out step's handler still runs, with operation_aborted, so `done` alone
+    // does not tell.)
+    const auto why = [&](bool in_time, const char* timeout) -> std::string {
+        if (in_time)
+            return ec.message();
+        return Clock::now() >= deadline ? "attempt deadline (queue.attempt-timeout)" : timeout;
+    };
+    bool in_time = false;
     socket.open(remote.protocol(), ec);
     if (!ec && !s.client.source.empty()) {
         const auto src = IpAddress::parse(s.client.source);
@@ -63,14 +83,16 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
 
     bool done = false;
     socket.async_connect(remote, [&](const boost::system::error_code& e) { ec = e; done = true; });
-    if (!run_with_deadline(io, socket, std::chrono::seconds(30), done) || ec)
-        return {false, Reason::connection_failed, done ? ec.message() : "connect timeout"};
+    in_time = run_with_deadline(io, socket, within(deadline, std::chrono::seconds(30)), done);
+    if (!in_time || ec)
+        return {false, Reason::connection_failed, why(in_time, "connect timeout")};
 
     SSL_set_tlsext_host_name(stream.native_handle(), target.c_str());
     done = false;
     stream.async_handshake(asio::ssl::stream_base::client, [&](const boost::system::error_code& e) { ec = e; done = true; });
-    if (!run_with_deadline(io, socket, std::chrono::seconds(60), done) || ec)
-        return {false, Reason::connection_failed, done ? "TLS: " + ec.message() : "TLS handshake timeout"};
+    in_time = run_with_deadline(io, socket, within(deadline, std::chrono::seconds(60)), done);
+    if (!in_time || ec)
+        return {false, Reason::connection_failed, in_time ? "TLS: " + ec.message() : why(false, "TLS handshake timeout")};
 
     const X509StackPtr chain = peer_certificate_chain(stream.native_handle());
     const IdentityResult server = trust.verify_server(chain.get(), target, std::time(nullptr));
@@ -91,8 +113,9 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
                 ec = e;
                 done = true;
             });
-            if (!run_with_deadline(io, socket, step_limit, done) || ec) {
-                session.connection_lost(done ? ec.message() : "write timeout");
+            in_time = run_with_deadline(io, socket, within(deadline, step_limit), done);
+            if (!in_time || ec) {
+                session.connection_lost(why(in_time, "write timeout"));
                 return {true, Reason::none, {}};
             }
             continue;
@@ -104,8 +127,9 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
             n = got;
             done = true;
         });
-        if (!run_with_deadline(io, socket, step_limit, done) || ec) {
-            session.connection_lost(done ? ec.message() : "read timeout");
+        in_time = run_with_deadline(io, socket, within(deadline, step_limit), done);
+        if (!in_time || ec) {
+            session.connection_lost(why(in_time, "read timeout"));
             return {true, Reason::none, {}};
         }
         session.receive(std::string_view(buffer.data(), n));
@@ -114,7 +138,7 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
     if (!last.empty()) {
         done = false;
         asio::async_write(stream, asio::buffer(last), [&](const boost::system::error_code&, std::size_t) { done = true; });
-        run_with_deadline(io, socket, std::chrono::seconds(5), done);
+        run_with_deadline(io, socket, within(deadline + std::chrono::seconds(5), std::chrono::seconds(5)), done);
     }
     boost::system::error_code ignored;
     socket.close(ignored);
@@ -134,6 +158,9 @@ DomainDelivery all(const OutgoingMessage& m, RecipientStatus status, const Reply
 DomainDelivery deliver_to_domain(const Settings& s, Resolver& resolver, const TrustStore& trust, SSL_CTX* client_tls,
                                  const OutgoingMessage& message, const std::string& domain, const LogSink& log)
 {
+    // One deadline for the whole attempt (every target, every step): each step has its
+    // own timeout, but a peer that answers just in time, forever, must still end.
+    const auto deadline = Clock::now() + s.queue.attempt_timeout;
     const SrvResult srv = resolver.srv(domain);
     if (srv.status == DnsStatus::temporary)
         return all(message, RecipientStatus::temporary, reply_for(Reason::dns_temporary, srv.error));
@@ -153,7 +180,12 @@ DomainDelivery deliver_to_domain(const Settings& s, Resolver& resolver, const Tr
             if (!address)
                 continue;
             ClientSession session(s.hostname, message);
-            const Attempt a = attempt(s, trust, client_tls, session, target.target, *address, target.port, log);
+            if (Clock::now() >= deadline) {
+                last = {false, Reason::connection_failed, "attempt deadline (queue.attempt-timeout)"};
+                break;
+            }
+            const Attempt a =
+                attempt(s, trust, client_tls, session, target.target, *address, target.port, log, deadline);
             const std::string where = target.target + "[" + address->str() + "]:" + std::to_string(target.port);
             if (log)
                 log(LogLine("attempt").kv("domain", domain).kv("server", where)
