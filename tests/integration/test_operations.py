@@ -347,11 +347,11 @@ class Operations(unittest.TestCase):
         # More such attempts than amtpd has storage threads must not delay the 250 of
         # any inbound message.
         silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.addCleanup(silent.close)
         silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         silent.bind(("127.0.0.7", WORLD.closed_port))
         silent.listen(128)  # never accepted: the kernel completes the TCP handshakes
         proc, port, private, read_log = side_amtpd(self, "stall")
+        self.addCleanup(silent.close)  # first: its backlog is reset and the attempts end
         queued = relay_session(private, 24, "d.test", "stalled")
         self.assertTrue(wait_until(lambda: len(os.listdir(os.path.join(WORLD.dir, "queue-stall"))) >= 24),
                         "the messages were not queued")
