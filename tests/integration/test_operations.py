@@ -360,7 +360,7 @@ class Operations(unittest.TestCase):
         self.addCleanup(s.close)
         s.cmd("EHLO mx.a.test")
         s.cmd("MAIL FROM:<alice@a.test> MPC=per/individual")
-        s.cmd("RCPT TO:<inbound@b.test>")
+        s.cmd("RCPT TO:<stall@b.test>")  # a mailbox of the world
         s.cmd("DATA")
         start = time.time()
         reply = s.cmd("Subject: inbound\r\n\r\nwhile the queue waits\r\n.")
