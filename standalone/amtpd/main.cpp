@@ -24,6 +24,7 @@
 #include <cstring>
 #include <ctime>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -120,11 +121,22 @@ void write_pid_file(const Settings& s)
 }
 
 // Tells a running amtpd (if any) to re-read its queue.
+// The pid file is in a directory the unprivileged user owns, and SIGUSR1 ends most
+// processes: signal the pid only when it runs this same program.
 void notify_daemon(const Settings& s)
 {
     std::ifstream in(pid_file(s));
     long pid = 0;
-    if (in >> pid && pid > 1 && ::kill(static_cast<pid_t>(pid), SIGUSR1) == 0)
+    if (!(in >> pid) || pid <= 1)
+        return;
+    std::error_code e1, e2;
+    const auto theirs = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", e1);
+    const auto ours = std::filesystem::read_symlink("/proc/self/exe", e2);
+    if (e1 || e2 || theirs != ours) {
+        std::cerr << "amtpd: pid " << pid << " in " << pid_file(s) << " is not a running amtpd; not signalled\n";
+        return;
+    }
+    if (::kill(static_cast<pid_t>(pid), SIGUSR1) == 0)
         std::cout << "amtpd (pid " << pid << ") told to re-read the queue\n";
 }
 

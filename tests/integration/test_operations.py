@@ -287,6 +287,27 @@ class Operations(unittest.TestCase):
         with open(pid_path) as f:
             self.assertEqual(f.read().strip(), str(proc.pid))
 
+    def test_pidfile_queue_flush_signals_only_amtpd(self):
+        # The unprivileged user may write any pid into amtpd.pid; root's --queue flush
+        # must not send SIGUSR1 (whose default action ends a process) to it.
+        import subprocess
+        queue = os.path.join(WORLD.dir, "queue-pidother")
+        os.makedirs(queue, mode=0o700)
+        victim = subprocess.Popen(["sleep", "60"])
+        self.addCleanup(lambda: (victim.kill(), victim.wait()))
+        with open(os.path.join(queue, "amtpd.pid"), "w") as f:
+            f.write("%d\n" % victim.pid)
+        with open(WORLD.config) as f:
+            text = f.read().replace(os.path.join(WORLD.dir, "queue-b"), queue)
+        config = os.path.join(WORLD.dir, "pidother.ini")
+        with open(config, "w") as f:
+            f.write(text)
+        r = subprocess.run([os.path.join(WORLD.bin, "amtpd"), "-c", config, "--queue", "flush"],
+                           capture_output=True, text=True, timeout=30)
+        time.sleep(0.3)
+        self.assertIsNone(victim.poll(), "--queue flush signalled a process that is not amtpd")
+        self.assertIn("not a running amtpd", r.stderr)
+
     def test_sighup_keeps_working_with_a_key_only_root_can_read(self):
         import pwd
         import shutil
