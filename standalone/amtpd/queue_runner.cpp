@@ -65,6 +65,7 @@ void QueueRunner::scanned(std::vector<QueueEntry> loaded)
 void QueueRunner::stop()
 {
     stopped_ = true;
+    *cancel_ = true;
     timer_.cancel();
 }
 
@@ -99,8 +100,8 @@ void QueueRunner::run_due()
         if (in_flight_.count(id) || e.finished() || e.next_attempt > now)
             continue;
         in_flight_.insert(id);
-        asio::post(workers_, [this, rt, entry = e]() {
-            QueueEntry result = attempt_entry(*rt, queue_, entry, log_);
+        asio::post(workers_, [this, rt, entry = e, cancel = cancel_]() {
+            QueueEntry result = attempt_entry(*rt, queue_, entry, log_, cancel.get());
             const bool removed = result.finished();
             asio::post(io_, [this, result = std::move(result), removed]() mutable { finished(std::move(result), removed); });
         });
@@ -121,7 +122,8 @@ void QueueRunner::finished(QueueEntry entry, bool removed)
     rescan();
 }
 
-QueueEntry attempt_entry(const Runtime& rt, Queue& queue, QueueEntry entry, const LogSink& log)
+QueueEntry attempt_entry(const Runtime& rt, Queue& queue, QueueEntry entry, const LogSink& log,
+                         const std::atomic<bool>* cancel)
 {
     const Settings& s = rt.settings;
     const auto message = queue.read_message(entry.id);
@@ -149,7 +151,8 @@ QueueEntry attempt_entry(const Runtime& rt, Queue& queue, QueueEntry entry, cons
         m.data = *message;
         for (auto i : indexes)
             m.recipients.push_back(entry.recipients[i].address);
-        const net::DomainDelivery d = net::deliver_to_domain(s, resolver, *rt.trust, rt.client_tls.get(), m, domain, log);
+        const net::DomainDelivery d = net::deliver_to_domain(s, resolver, *rt.trust, rt.client_tls.get(), m, domain, log,
+                                                              cancel);
         for (std::size_t k = 0; k < indexes.size() && k < d.outcomes.size(); ++k) {
             QueuedRecipient& r = entry.recipients[indexes[k]];
             const RecipientOutcome& o = d.outcomes[k];

@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -55,10 +56,15 @@ private:
     std::set<std::string> settled_during_scan_;
     boost::asio::steady_timer timer_;
     bool stopped_ = false;
+    // Set by stop(): running attempts end within a fraction of a second, so that a
+    // SIGTERM is not held up by a slow remote server.
+    std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 // One delivery attempt of one entry (blocking; on a worker thread). Returns the entry
 // with its recipients settled or rescheduled; writes the bounce if one is due.
-QueueEntry attempt_entry(const Runtime& runtime, Queue& queue, QueueEntry entry, const LogSink& log);
+// `cancel` set (amtpd stopping) ends the attempt early; what is left stays queued.
+QueueEntry attempt_entry(const Runtime& runtime, Queue& queue, QueueEntry entry, const LogSink& log,
+                         const std::atomic<bool>* cancel = nullptr);
 
 } // namespace amtp::amtpd

@@ -23,11 +23,23 @@ namespace {
 
 // Runs the io_context until the started operation completes or `limit` passes; on
 // timeout the socket is closed so the operation ends with operation_aborted.
+// In slices, so that a stopping server (`cancel`) is noticed within one of them.
+constexpr std::chrono::milliseconds cancel_slice{200};
+
 template <typename Socket>
-bool run_with_deadline(asio::io_context& io, Socket& socket, std::chrono::steady_clock::duration limit, bool& done)
+bool run_with_deadline(asio::io_context& io, Socket& socket, std::chrono::steady_clock::duration limit, bool& done,
+                       const std::atomic<bool>* cancel)
 {
+    const auto until = std::chrono::steady_clock::now() + limit;
     io.restart();
-    io.run_for(limit);
+    while (!done && !(cancel && *cancel)) {
+        const auto left = until - std::chrono::steady_clock::now();
+        if (left <= std::chrono::steady_clock::duration::zero())
+            break;
+        io.run_for(std::min<std::chrono::steady_clock::duration>(left, cancel_slice));
+        if (io.stopped())
+            io.restart();
+    }
     if (done)
         return true;
     boost::system::error_code ignored;
@@ -54,7 +66,7 @@ Clock::duration within(Clock::time_point deadline, Clock::duration step)
 
 Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls, ClientSession& session,
                 const std::string& target, const IpAddress& address, std::uint16_t port, const LogSink& log,
-                Clock::time_point deadline)
+                Clock::time_point deadline, const std::atomic<bool>* cancel)
 {
     asio::io_context io;
     asio::ssl::context ctx(client_tls);
@@ -69,6 +81,8 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
     const auto why = [&](bool in_time, const char* timeout) -> std::string {
         if (in_time)
             return ec.message();
+        if (cancel && *cancel)
+            return "server stopping";
         return Clock::now() >= deadline ? "attempt deadline (queue.attempt-timeout)" : timeout;
     };
     bool in_time = false;
@@ -83,14 +97,14 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
 
     bool done = false;
     socket.async_connect(remote, [&](const boost::system::error_code& e) { ec = e; done = true; });
-    in_time = run_with_deadline(io, socket, within(deadline, std::chrono::seconds(30)), done);
+    in_time = run_with_deadline(io, socket, within(deadline, std::chrono::seconds(30)), done, cancel);
     if (!in_time || ec)
         return {false, Reason::connection_failed, why(in_time, "connect timeout")};
 
     SSL_set_tlsext_host_name(stream.native_handle(), target.c_str());
     done = false;
     stream.async_handshake(asio::ssl::stream_base::client, [&](const boost::system::error_code& e) { ec = e; done = true; });
-    in_time = run_with_deadline(io, socket, within(deadline, std::chrono::seconds(60)), done);
+    in_time = run_with_deadline(io, socket, within(deadline, std::chrono::seconds(60)), done, cancel);
     if (!in_time || ec)
         return {false, Reason::connection_failed, in_time ? "TLS: " + ec.message() : why(false, "TLS handshake timeout")};
 
@@ -113,7 +127,7 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
                 ec = e;
                 done = true;
             });
-            in_time = run_with_deadline(io, socket, within(deadline, step_limit), done);
+            in_time = run_with_deadline(io, socket, within(deadline, step_limit), done, cancel);
             if (!in_time || ec) {
                 session.connection_lost(why(in_time, "write timeout"));
                 return {true, Reason::none, {}};
@@ -127,7 +141,7 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
             n = got;
             done = true;
         });
-        in_time = run_with_deadline(io, socket, within(deadline, step_limit), done);
+        in_time = run_with_deadline(io, socket, within(deadline, step_limit), done, cancel);
         if (!in_time || ec) {
             session.connection_lost(why(in_time, "read timeout"));
             return {true, Reason::none, {}};
@@ -138,7 +152,7 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
     if (!last.empty()) {
         done = false;
         asio::async_write(stream, asio::buffer(last), [&](const boost::system::error_code&, std::size_t) { done = true; });
-        run_with_deadline(io, socket, within(deadline + std::chrono::seconds(5), std::chrono::seconds(5)), done);
+        run_with_deadline(io, socket, within(deadline + std::chrono::seconds(5), std::chrono::seconds(5)), done, cancel);
     }
     boost::system::error_code ignored;
     socket.close(ignored);
@@ -156,7 +170,8 @@ DomainDelivery all(const OutgoingMessage& m, RecipientStatus status, const Reply
 } // namespace
 
 DomainDelivery deliver_to_domain(const Settings& s, Resolver& resolver, const TrustStore& trust, SSL_CTX* client_tls,
-                                 const OutgoingMessage& message, const std::string& domain, const LogSink& log)
+                                 const OutgoingMessage& message, const std::string& domain, const LogSink& log,
+                                 const std::atomic<bool>* cancel)
 {
     // One deadline for the whole attempt (every target, every step): each step has its
     // own timeout, but a peer that answers just in time, forever, must still end.
@@ -180,12 +195,12 @@ DomainDelivery deliver_to_domain(const Settings& s, Resolver& resolver, const Tr
             if (!address)
                 continue;
             ClientSession session(s.hostname, message);
-            if (Clock::now() >= deadline) {
+            if (Clock::now() >= deadline || (cancel && *cancel)) {
                 last = {false, Reason::connection_failed, "attempt deadline (queue.attempt-timeout)"};
                 break;
             }
             const Attempt a =
-                attempt(s, trust, client_tls, session, target.target, *address, target.port, log, deadline);
+                attempt(s, trust, client_tls, session, target.target, *address, target.port, log, deadline, cancel);
             const std::string where = target.target + "[" + address->str() + "]:" + std::to_string(target.port);
             if (log)
                 log(LogLine("attempt").kv("domain", domain).kv("server", where)

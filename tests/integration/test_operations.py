@@ -392,6 +392,25 @@ class Operations(unittest.TestCase):
         self.assertLess(took, 5.0)
         self.assertLess(max(queued), 5.0)
 
+    def test_sigterm_ends_running_outgoing_attempts(self):
+        # An attempt waiting on a silent server (up to its 60 s TLS handshake limit)
+        # must not hold amtpd's exit: SIGTERM ends it, and the message stays queued.
+        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(silent.close)
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        silent.bind(("127.0.0.7", WORLD.closed_port))
+        silent.listen(16)
+        proc, port, private, read_log = side_amtpd(self, "termstall")
+        relay_session(private, 1, "d.test", "held")
+        time.sleep(1.5)  # the attempt is now waiting for the TLS handshake
+        start = time.time()
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(timeout=60), 0)
+        took = time.time() - start
+        self.assertLess(took, 5.0, "amtpd took %.1f s to stop" % took)
+        queue = os.path.join(WORLD.dir, "queue-termstall")
+        self.assertEqual(len([n for n in os.listdir(queue) if n.endswith(".env")]), 1, os.listdir(queue))
+
     def test_an_outgoing_attempt_has_an_overall_deadline(self):
         # a.test's SRV names 127.0.0.2:peer_port. A server there with a.test's valid
         # certificate sends its greeting one continuation line a second, forever: each
