@@ -93,6 +93,16 @@ std::optional<IpNetwork> IpNetwork::parse(std::string_view text)
     return n;
 }
 
+IpAddress IpAddress::masked(unsigned prefix) const
+{
+    IpAddress out = *this;
+    for (std::size_t i = 0; i < out.bytes_.size(); ++i) {
+        const unsigned keep = prefix >= 8 * (i + 1) ? 8 : prefix > 8 * i ? prefix - 8 * static_cast<unsigned>(i) : 0;
+        out.bytes_[i] &= static_cast<std::uint8_t>(0xff00u >> keep);
+    }
+    return out;
+}
+
 bool IpNetwork::contains(const IpAddress& a) const
 {
     if (a.is_v4() != base_.is_v4())

@@ -67,6 +67,7 @@ constexpr Entry table[] = {
     {Reason::tls_already_active, "tls_already_active", 503, "5.5.1", "TLS already active"},
     {Reason::shutting_down, "shutting_down", 421, "4.3.2", "Service shutting down; closing connection"},
     {Reason::too_many_connections, "too_many_connections", 421, "4.7.0", "Too many connections; try again later"},
+    {Reason::input_overflow, "input_overflow", 421, "4.7.0", "Too much input without reading replies; closing connection"},
     {Reason::storage_full, "storage_full", 452, "4.3.1", "Insufficient system storage"},
     {Reason::storage_temporary, "storage_temporary", 451, "4.3.0", "Local error in processing; try again later"},
     {Reason::srv_missing, "srv_missing", 550, "5.1.2", "No AMTP service (_amtp._tcp SRV) for recipient domain"},

@@ -102,13 +102,37 @@ void ServerSession::receive(std::string_view bytes)
 {
     if (close_ || wants_tls_)
         return; // after STARTTLS's 220, plaintext is discarded (command injection)
+    if (in_.size() + bytes.size() > max_pending_input) {
+        // The host ignored wants_input(): do not buffer a flood, end the session.
+        in_.clear();
+        reply(reply_for(Reason::input_overflow));
+        log_decision("close", Reason::input_overflow);
+        close_ = true;
+        phase_ = Phase::closed;
+        return;
+    }
     in_.append(bytes.data(), bytes.size());
     process();
 }
 
+void ServerSession::output_sent()
+{
+    process();
+}
+
+bool ServerSession::wants_input() const
+{
+    if (close_ || wants_tls_ || busy() || out_.size() >= max_pending_output)
+        return false;
+    // A complete line still held means process() stopped for the output bound.
+    return in_.find('\n') == std::string::npos;
+}
+
 void ServerSession::process()
 {
-    while (!close_ && !wants_tls_ && !busy()) {
+    // Stops while max_pending_output octets of replies wait: a peer that does not read
+    // them gets no more processed until the host has written them (output_sent).
+    while (!close_ && !wants_tls_ && !busy() && out_.size() < max_pending_output) {
         const auto lf = in_.find('\n');
         if (lf == std::string::npos) {
             const std::size_t limit = phase_ == Phase::data ? max_text_line + 2 : max_command_line;

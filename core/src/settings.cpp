@@ -761,6 +761,11 @@ const std::vector<Option>& options()
         option("queue.max-age", duration(seconds(1), seconds(365 * 86400)), Occurs::optional, "5d", "2d",
                "How long a message may wait in the queue before it is returned to its sender as undeliverable.",
                [](auto& s) -> auto& { return s.queue.max_age; }),
+        option("queue.attempt-timeout", duration(seconds(1), seconds(86400)), Occurs::optional, "15m", "30m",
+               "Longest one delivery attempt to a domain may take, from the SRV lookup to QUIT, whatever "
+               "each step's own timeout: a server that answers slowly but forever cannot hold a delivery "
+               "thread. The attempt then counts as a temporary failure.",
+               [](auto& s) -> auto& { return s.queue.attempt_timeout; }),
 
         option("limits.max-message-size", size(1, 1ull << 40), Occurs::optional, "25M", "50M",
                "Largest message accepted, counted in bytes of message data.",
@@ -782,8 +787,13 @@ const std::vector<Option>& options()
                "200", "Connections served at once, in all.",
                [](auto& s) -> auto& { return s.limits.max_connections; }),
         option("limits.max-connections-per-ip", count(1, std::numeric_limits<unsigned>::max()), Occurs::optional,
-               "20", "5", "Connections served at once from one client address.",
+               "20", "5", "Connections served at once from one client address (one IPv6 client: its "
+               "limits.ipv6-prefix-length network).",
                [](auto& s) -> auto& { return s.limits.max_connections_per_ip; }),
+        option("limits.ipv6-prefix-length", count(1, 128), Occurs::optional, "64", "56",
+               "IPv6 clients are counted for limits.max-connections-per-ip by network of this prefix length: "
+               "one host usually holds a whole /64.",
+               [](auto& s) -> auto& { return s.limits.ipv6_prefix_length; }),
     };
     return table;
 }
@@ -1193,6 +1203,11 @@ std::string describe_settings(const Settings& settings)
             out += std::string(o.spec.name) + " = " + (value.empty() ? "(none)" : value) + "\n";
     }
     return out;
+}
+
+IpAddress connection_limit_key(const Limits& limits, const IpAddress& peer)
+{
+    return peer.is_v4() ? peer : peer.masked(limits.ipv6_prefix_length);
 }
 
 } // namespace amtp

@@ -8,10 +8,10 @@ namespace amtp::amtpd {
 namespace asio = boost::asio;
 
 Connection::Connection(Server& server, asio::ip::tcp::socket socket, std::shared_ptr<const Runtime> runtime,
-                       ListenerKind kind, IpAddress peer, std::string session_id, std::optional<Reason> refuse)
+                       ListenerKind kind, IpAddress peer, std::string session_id)
     : server_(server), runtime_(std::move(runtime)), kind_(kind), peer_(peer),
       tls_(std::move(socket), runtime_->tls(kind).native_handle()), timer_(server.io()),
-      session_(runtime_->config_ptr(kind), peer, std::move(session_id), server.log()), refuse_(refuse)
+      session_(runtime_->config_ptr(kind), peer, std::move(session_id), server.log())
 {
 }
 
@@ -38,12 +38,6 @@ void Connection::on_handshake(const net::TlsSocket::Result& result)
     }
     started_ = true;
     server_.handshake_done();
-    if (refuse_) {
-        out_ += reply_for(*refuse_).wire();
-        closing_ = true;
-        write();
-        return;
-    }
     SSL* ssl = tls_.native_handle();
     TlsInfo tls;
     tls.version = net::tls_version(ssl);
@@ -57,6 +51,9 @@ void Connection::pump()
 {
     if (finished_)
         return;
+    // Whether the peer has read everything we sent: only then does its input restart
+    // the idle timer. A peer that sends without reading must not keep itself alive.
+    const bool output_flowing = unsent() == 0;
     if (auto address = session_.take_lookup()) {
         server_.lookup_client_names(*address, [self = shared_from_this()](ReverseDnsResult r) {
             self->session_.reverse_dns_done(std::move(r));
@@ -72,12 +69,17 @@ void Connection::pump()
     if (stop_requested_)
         session_.shutdown(); // the session waits for an open transaction to end
     out_ += session_.take_output();
-    if (session_.wants_close())
+    if (session_.wants_close() && !closing_) {
         closing_ = true;
+        // The last reply gets one timeout to leave; a peer that reads nothing is cut off.
+        arm_timer(runtime_->settings.limits.command_timeout);
+    }
     write();
-    if (!closing_ && !session_.busy())
+    // Backpressure: read only while the session can act on input and what we owe the
+    // peer is small; its further commands wait in its own socket buffers.
+    if (!closing_ && session_.wants_input() && unsent() < ServerSession::max_pending_output)
         read();
-    if (!closing_)
+    if (!closing_ && output_flowing)
         arm_timer(session_.current_timeout());
 }
 
@@ -111,11 +113,20 @@ void Connection::write()
     writing_buffer_ = std::exchange(out_, std::string{});
     tls_.async_write(writing_buffer_, [self = shared_from_this()](const net::TlsSocket::Result& r) {
         self->writing_ = false;
+        self->writing_buffer_.clear();
         if (!r) {
             self->finish(r.what());
             return;
         }
-        self->write();
+        if (!self->out_.empty() || self->closing_) {
+            if (!self->closing_)
+                self->arm_timer(self->session_.current_timeout()); // the peer is reading
+            self->write();
+            return;
+        }
+        // The peer took our replies: commands held back for them go on now.
+        self->session_.output_sent();
+        self->pump();
     });
 }
 
@@ -127,6 +138,16 @@ void Connection::arm_timer(std::chrono::seconds after)
             return;
         if (!self->started_) {
             self->finish("handshake timeout");
+            return;
+        }
+        if (self->writing_ || self->closing_) {
+            // Our replies have not left for a whole timeout: the peer does not read.
+            if (self->server_.log())
+                self->server_.log()(LogLine("close").kv("session", self->session_.id())
+                                        .kv("peer", self->peer_.str()).kv("result", "fail")
+                                        .kv("reason", "write_timeout")
+                                        .kv("unsent", static_cast<long long>(self->unsent())).str());
+            self->finish("write timeout");
             return;
         }
         self->session_.timeout();
@@ -152,7 +173,7 @@ void Connection::finish(std::string_view why)
     if (server_.log())
         server_.log()(LogLine("disconnect").kv("session", session_.id()).kv("peer", peer_.str())
                           .kv("why", why).kv("messages", static_cast<long long>(session_.messages_accepted())).str());
-    server_.closed(this, peer_);
+    server_.closed(this);
 }
 
 } // namespace amtp::amtpd

@@ -21,7 +21,7 @@ class Server;
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
     Connection(Server& server, boost::asio::ip::tcp::socket socket, std::shared_ptr<const Runtime> runtime,
-               ListenerKind kind, IpAddress peer, std::string session_id, std::optional<Reason> refuse);
+               ListenerKind kind, IpAddress peer, std::string session_id);
     void start();
     // Server stopping: 421 as soon as no transaction is in flight.
     void stop();
@@ -33,6 +33,7 @@ private:
     void read();
     void write();
     void arm_timer(std::chrono::seconds after);
+    std::size_t unsent() const { return out_.size() + (writing_ ? writing_buffer_.size() : 0); }
     void finish(std::string_view why);
 
     Server& server_;
@@ -43,7 +44,6 @@ private:
     boost::asio::steady_timer timer_;
     ServerSession session_;
     net::TicketBinding ticket_;
-    std::optional<Reason> refuse_;
     std::array<char, 4096> buffer_{};    // small: thousands of idle sessions each hold one
     std::string out_;
     std::string writing_buffer_;

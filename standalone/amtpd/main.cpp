@@ -10,6 +10,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/program_options.hpp>
 
+#include <fcntl.h>
 #include <grp.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -18,9 +19,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -94,12 +98,45 @@ std::string pid_file(const Settings& s)
     return s.queue.directory + "/amtpd.pid";
 }
 
+// The queue directory belongs to the unprivileged user, who could leave a symbolic
+// link named amtpd.pid pointing at any file: root must not write through it. The old
+// name is removed and the file created afresh, refusing to follow a link.
+void write_pid_file(const Settings& s)
+{
+    const std::string path = pid_file(s);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        log_to_stderr(LogLine("pidfile").kv("result", "fail").kv("path", path).kv("detail", std::strerror(errno)).str());
+        return;
+    }
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        log_to_stderr(LogLine("pidfile").kv("result", "fail").kv("path", path).kv("detail", std::strerror(errno)).str());
+        return;
+    }
+    const std::string text = std::to_string(::getpid()) + "\n";
+    const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ::close(fd);
+    if (!ok)
+        log_to_stderr(LogLine("pidfile").kv("result", "fail").kv("path", path).kv("detail", "short write").str());
+}
+
 // Tells a running amtpd (if any) to re-read its queue.
+// The pid file is in a directory the unprivileged user owns, and SIGUSR1 ends most
+// processes: signal the pid only when it runs this same program.
 void notify_daemon(const Settings& s)
 {
     std::ifstream in(pid_file(s));
     long pid = 0;
-    if (in >> pid && pid > 1 && ::kill(static_cast<pid_t>(pid), SIGUSR1) == 0)
+    if (!(in >> pid) || pid <= 1)
+        return;
+    std::error_code e1, e2;
+    const auto theirs = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", e1);
+    const auto ours = std::filesystem::read_symlink("/proc/self/exe", e2);
+    if (e1 || e2 || theirs != ours) {
+        std::cerr << "amtpd: pid " << pid << " in " << pid_file(s) << " is not a running amtpd; not signalled\n";
+        return;
+    }
+    if (::kill(static_cast<pid_t>(pid), SIGUSR1) == 0)
         std::cout << "amtpd (pid " << pid << ") told to re-read the queue\n";
 }
 
@@ -192,6 +229,9 @@ int main(int argc, char** argv)
     if (vm.count("queue"))
         return queue_command(runtime->settings, vm["queue"].as<std::vector<std::string>>());
     try {
+        // A peer that resets while we write must end that session, not the process:
+        // OpenSSL writes to the socket with plain send(), which raises SIGPIPE.
+        std::signal(SIGPIPE, SIG_IGN);
         check_key_permissions(runtime->settings);
         raise_descriptor_limit(runtime->settings);
         boost::asio::io_context io;
@@ -219,7 +259,7 @@ int main(int argc, char** argv)
                 if (ec)
                     return;
                 try {
-                    server.reload(amtpd::load_runtime(file));
+                    server.reload(amtpd::load_runtime(file, &server.runtime()));
                 } catch (const ConfigError& e) {
                     log_to_stderr(LogLine("reload").kv("result", "fail").kv("detail", e.what()).str());
                 }
@@ -228,10 +268,7 @@ int main(int argc, char** argv)
         };
         wait_reload();
         server.listen();
-        {
-            std::ofstream pid(pid_file(runtime->settings), std::ios::trunc);
-            pid << ::getpid() << "\n";
-        }
+        write_pid_file(runtime->settings);
         drop_privileges(runtime->settings);
         log_to_stderr(LogLine("start").kv("hostname", runtime->settings.hostname).kv("config", file).str());
         io.run();

@@ -13,9 +13,10 @@ namespace amtp::amtpd {
 
 namespace asio = boost::asio;
 
-QueueRunner::QueueRunner(asio::io_context& io, asio::thread_pool& workers, Queue& queue,
+QueueRunner::QueueRunner(asio::io_context& io, asio::thread_pool& delivery, asio::thread_pool& disk, Queue& queue,
                          std::function<std::shared_ptr<const Runtime>()> runtime, LogSink log)
-    : io_(io), workers_(workers), queue_(queue), runtime_(std::move(runtime)), log_(std::move(log)), timer_(io)
+    : io_(io), workers_(delivery), disk_(disk), queue_(queue), runtime_(std::move(runtime)), log_(std::move(log)),
+      timer_(io)
 {
 }
 
@@ -23,20 +24,49 @@ void QueueRunner::rescan()
 {
     if (stopped_)
         return;
+    if (scanning_) {
+        scan_again_ = true;
+        return;
+    }
+    scanning_ = true;
+    settled_during_scan_.clear();
+    asio::post(disk_, [this]() {
+        std::vector<QueueEntry> loaded = queue_.load_all();
+        asio::post(io_, [this, loaded = std::move(loaded)]() mutable { scanned(std::move(loaded)); });
+    });
+}
+
+void QueueRunner::scanned(std::vector<QueueEntry> loaded)
+{
+    scanning_ = false;
+    if (stopped_)
+        return;
     std::map<std::string, QueueEntry> fresh;
-    for (auto& e : queue_.load_all())
+    for (auto& e : loaded)
         fresh.emplace(e.id, std::move(e));
-    // Entries being tried keep their in-memory state; everything else is the disk's.
-    for (const auto& id : in_flight_)
+    // Entries being tried, or settled while the directory was read, keep the loop's
+    // state (a removed one stays removed); everything else is the disk's.
+    std::set<std::string> ours = in_flight_;
+    ours.insert(settled_during_scan_.begin(), settled_during_scan_.end());
+    settled_during_scan_.clear();
+    for (const auto& id : ours) {
         if (auto it = entries_.find(id); it != entries_.end())
             fresh[id] = it->second;
+        else
+            fresh.erase(id);
+    }
     entries_ = std::move(fresh);
     schedule();
+    if (scan_again_) {
+        scan_again_ = false;
+        rescan();
+    }
 }
 
 void QueueRunner::stop()
 {
     stopped_ = true;
+    *cancel_ = true;
     timer_.cancel();
 }
 
@@ -71,8 +101,8 @@ void QueueRunner::run_due()
         if (in_flight_.count(id) || e.finished() || e.next_attempt > now)
             continue;
         in_flight_.insert(id);
-        asio::post(workers_, [this, rt, entry = e]() {
-            QueueEntry result = attempt_entry(*rt, queue_, entry, log_);
+        asio::post(workers_, [this, rt, entry = e, cancel = cancel_]() {
+            QueueEntry result = attempt_entry(*rt, queue_, entry, log_, cancel.get());
             const bool removed = result.finished();
             asio::post(io_, [this, result = std::move(result), removed]() mutable { finished(std::move(result), removed); });
         });
@@ -83,6 +113,8 @@ void QueueRunner::run_due()
 void QueueRunner::finished(QueueEntry entry, bool removed)
 {
     in_flight_.erase(entry.id);
+    if (scanning_)
+        settled_during_scan_.insert(entry.id);
     if (removed)
         entries_.erase(entry.id);
     else
@@ -91,7 +123,8 @@ void QueueRunner::finished(QueueEntry entry, bool removed)
     rescan();
 }
 
-QueueEntry attempt_entry(const Runtime& rt, Queue& queue, QueueEntry entry, const LogSink& log)
+QueueEntry attempt_entry(const Runtime& rt, Queue& queue, QueueEntry entry, const LogSink& log,
+                         const std::atomic<bool>* cancel)
 {
     const Settings& s = rt.settings;
     const auto message = queue.read_message(entry.id);
@@ -145,7 +178,8 @@ QueueEntry attempt_entry(const Runtime& rt, Queue& queue, QueueEntry entry, cons
         m.data = *message;
         for (auto i : indexes)
             m.recipients.push_back(entry.recipients[i].address);
-        const net::DomainDelivery d = net::deliver_to_domain(s, resolver, *rt.trust, rt.client_tls.get(), m, domain, log);
+        const net::DomainDelivery d = net::deliver_to_domain(s, resolver, *rt.trust, rt.client_tls.get(), m, domain, log,
+                                                              cancel);
         for (std::size_t k = 0; k < indexes.size() && k < d.outcomes.size(); ++k) {
             QueuedRecipient& r = entry.recipients[indexes[k]];
             const RecipientOutcome& o = d.outcomes[k];

@@ -2,13 +2,25 @@
 
 #include "net/tls_context.hpp"
 
+#include "amtp/errors.hpp"
+
 namespace amtp::amtpd {
 
-std::shared_ptr<const Runtime> make_runtime(Settings settings)
+std::shared_ptr<const Runtime> make_runtime(Settings settings, const Runtime* previous)
 {
     auto rt = std::make_shared<Runtime>();
     rt->settings = std::move(settings);
     const Settings& s = rt->settings;
+    if (!s.tls.key.empty()) {
+        net::PrivateKeyFile k = net::read_private_key(s.tls.key);
+        if (!k.key && k.denied && previous && previous->key && previous->settings.tls.key == s.tls.key) {
+            k.key = previous->key;
+            rt->key_kept = true;
+        }
+        if (!k.key)
+            throw ConfigError(s.source, 0, "tls.key", k.error);
+        rt->key = std::move(k.key);
+    }
     rt->policy = std::make_shared<const Policy>(s.policy.file.empty() ? Policy{} : Policy::load_file(s.policy.file));
     rt->trust = TrustStore::load(net::trust_options(s, rt->policy->private_networks));
     rt->public_config = std::make_shared<const ServerConfig>(
@@ -16,16 +28,16 @@ std::shared_ptr<const Runtime> make_runtime(Settings settings)
     rt->private_config = std::make_shared<const ServerConfig>(
         make_server_config(s, rt->policy, ListenerKind::private_network));
     rt->public_tls = std::make_shared<boost::asio::ssl::context>(
-        net::make_server_context(s, ListenerKind::public_network).release());
+        net::make_server_context(s, ListenerKind::public_network, rt->key.get()).release());
     rt->private_tls = std::make_shared<boost::asio::ssl::context>(
-        net::make_server_context(s, ListenerKind::private_network).release());
-    rt->client_tls = std::shared_ptr<SSL_CTX>(net::make_client_context(s).release(), SSL_CTX_free);
+        net::make_server_context(s, ListenerKind::private_network, rt->key.get()).release());
+    rt->client_tls = std::shared_ptr<SSL_CTX>(net::make_client_context(s, rt->key.get()).release(), SSL_CTX_free);
     return rt;
 }
 
-std::shared_ptr<const Runtime> load_runtime(const std::string& config_file)
+std::shared_ptr<const Runtime> load_runtime(const std::string& config_file, const Runtime* previous)
 {
-    return make_runtime(load_settings(config_file));
+    return make_runtime(load_settings(config_file), previous);
 }
 
 } // namespace amtp::amtpd

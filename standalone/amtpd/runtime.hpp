@@ -23,6 +23,10 @@ struct Runtime {
     std::shared_ptr<boost::asio::ssl::context> public_tls;
     std::shared_ptr<boost::asio::ssl::context> private_tls;
     std::shared_ptr<SSL_CTX> client_tls;          // outgoing AMTP (queue runner)
+    // tls.key as read when the runtime was made: a reload after dropping root reuses
+    // it when the file is readable only by root (same path; a new key needs a restart).
+    std::shared_ptr<EVP_PKEY> key;
+    bool key_kept = false;                        // this runtime reused the previous key
 
     const ServerConfig& config(ListenerKind k) const
     {
@@ -38,8 +42,9 @@ struct Runtime {
     }
 };
 
-// Loads settings, policy and certificates; throws ConfigError on any problem.
-std::shared_ptr<const Runtime> load_runtime(const std::string& config_file);
-std::shared_ptr<const Runtime> make_runtime(Settings settings);
+// Loads settings, policy and certificates; throws ConfigError on any problem. On a
+// reload, `previous` lends its key when tls.key is unchanged and we may no longer read it.
+std::shared_ptr<const Runtime> load_runtime(const std::string& config_file, const Runtime* previous = nullptr);
+std::shared_ptr<const Runtime> make_runtime(Settings settings, const Runtime* previous = nullptr);
 
 } // namespace amtp::amtpd

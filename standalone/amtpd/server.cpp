@@ -6,6 +6,8 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <random>
 #include <thread>
 
@@ -29,13 +31,17 @@ unsigned storage_threads()
     return std::max(16u, 4 * std::thread::hardware_concurrency());
 }
 
+// Outgoing attempts wait on remote servers for up to queue.attempt-timeout each; a
+// few threads of their own bound how many run at once, and the rest wait their turn.
+constexpr unsigned delivery_threads = 8;
+
 } // namespace
 
 Server::Server(asio::io_context& io, std::shared_ptr<const Runtime> runtime, LogSink log)
     : io_(io), runtime_(std::move(runtime)), log_(std::move(log)), resolver_(resolver_options(runtime_->settings)),
-      dns_(io, resolver_), storage_(storage_threads()),
+      dns_(io, resolver_), storage_(storage_threads()), delivery_(delivery_threads),
       queue_(runtime_->settings.queue.directory),
-      runner_(io, storage_, queue_, [this]() { return runtime_; }, log_), stop_timer_(io), trimmer_(io)
+      runner_(io, delivery_, storage_, queue_, [this]() { return runtime_; }, log_), stop_timer_(io), trimmer_(io)
 {
     // Session ids: a random per-process prefix and a counter, unique across restarts.
     std::random_device rd;
@@ -46,13 +52,15 @@ Server::Server(asio::io_context& io, std::shared_ptr<const Runtime> runtime, Log
 
 Server::~Server()
 {
+    delivery_.stop(); // attempts not yet started stay queued on disk for the next start
+    delivery_.join();
     storage_.join();
 }
 
 void Server::listen()
 {
     auto add = [this](const Endpoint& e, ListenerKind kind) {
-        auto l = std::make_unique<Listener>(Listener{tcp::acceptor(io_), kind});
+        auto l = std::make_unique<Listener>(Listener{tcp::acceptor(io_), kind, asio::steady_timer(io_), {}});
         const tcp::endpoint ep = to_asio(e);
         l->acceptor.open(ep.protocol());
         l->acceptor.set_option(tcp::acceptor::reuse_address(true));
@@ -83,40 +91,87 @@ void Server::accept(Listener& listener)
     listener.acceptor.async_accept([this, &listener](const boost::system::error_code& ec, tcp::socket socket) {
         if (ec == asio::error::operation_aborted || stopping_)
             return;
-        if (!ec) {
-            boost::system::error_code e2;
-            const auto remote = socket.remote_endpoint(e2);
-            const auto peer = e2 ? std::nullopt : IpAddress::parse(remote.address().to_string());
-            if (peer) {
-                socket.set_option(tcp::no_delay(true), e2);
-                const Limits& limits = runtime_->settings.limits;
-                std::optional<Reason> refuse;
-                unsigned& count = per_ip_[*peer];
-                if (connections_.size() >= limits.max_connections || count >= limits.max_connections_per_ip)
-                    refuse = Reason::too_many_connections;
-                ++count;
-                auto c = std::make_shared<Connection>(*this, std::move(socket), runtime_, listener.kind, *peer,
-                                                      next_session_id(), refuse);
-                connections_.insert(c);
-                c->start();
-                trimmer_.activity();
-            }
-        } else if (log_) {
-            log_(LogLine("accept").kv("result", "fail").kv("detail", ec.message()).str());
+        if (ec) {
+            accept_failed(listener, ec);
+            return;
         }
+        listener.delay = std::chrono::milliseconds(0);
+        accepted(listener, std::move(socket));
         accept(listener);
     });
 }
 
-void Server::closed(Connection* connection, const IpAddress& peer)
+void Server::accept_failed(Listener& listener, const boost::system::error_code& ec)
 {
-    for (auto it = connections_.begin(); it != connections_.end(); ++it) {
-        if (it->get() == connection) {
-            connections_.erase(it);
-            break;
-        }
+    // Out of descriptors (or kernel memory) the pending connection stays in the backlog
+    // and the listener stays readable: retrying at once would spin. Wait, doubling the
+    // wait up to a second, until sessions end and free descriptors.
+    const bool exhausted = ec == asio::error::no_descriptors || ec.value() == ENFILE ||
+                           ec == asio::error::no_buffer_space || ec == asio::error::no_memory;
+    if (!exhausted) {
+        if (log_)
+            log_(LogLine("accept").kv("result", "fail").kv("reason", "accept_error").kv("detail", ec.message()).str());
+        accept(listener);
+        return;
     }
-    auto p = per_ip_.find(peer);
+    if (listener.delay.count() == 0 && log_) // one line per episode, not one per retry
+        log_(LogLine("accept").kv("result", "fail").kv("reason", "descriptors_exhausted")
+                 .kv("detail", ec.message()).kv("sessions", static_cast<long long>(connections_.size())).str());
+    listener.delay = std::min(std::chrono::milliseconds(1000),
+                              std::max(std::chrono::milliseconds(10), listener.delay * 2));
+    listener.backoff.expires_after(listener.delay);
+    listener.backoff.async_wait([this, &listener](const boost::system::error_code& e) {
+        if (!e && !stopping_)
+            accept(listener);
+    });
+}
+
+void Server::accepted(Listener& listener, tcp::socket socket)
+{
+    boost::system::error_code e2;
+    const auto remote = socket.remote_endpoint(e2);
+    const auto peer = e2 ? std::nullopt : IpAddress::parse(remote.address().to_string());
+    if (!peer)
+        return; // the peer is already gone
+    const Limits& limits = runtime_->settings.limits;
+    const IpAddress key = connection_limit_key(limits, *peer);
+    const auto counted = per_ip_.find(key);
+    const unsigned from_peer = counted == per_ip_.end() ? 0 : counted->second;
+    const char* over = connections_.size() >= limits.max_connections ? "max-connections"
+                       : from_peer >= limits.max_connections_per_ip ? "max-connections-per-ip"
+                                                                      : nullptr;
+    const char* kind = listener.kind == ListenerKind::public_network ? "public" : "private";
+    if (over) {
+        // Implicit TLS leaves no cleartext way to say 421 (profile B1): close before
+        // the handshake, so that a flood of connections costs no TLS work.
+        if (log_) {
+            LogLine line("connect");
+            line.kv("peer", peer->str()).kv("listener", kind).kv("result", "refused")
+                .kv("reason", reason_name(Reason::too_many_connections)).kv("limit", over);
+            if (!peer->is_v4())
+                line.kv("counted-as", key.str() + "/" + std::to_string(limits.ipv6_prefix_length));
+            log_(line.str());
+        }
+        socket.close(e2);
+        return;
+    }
+    socket.set_option(tcp::no_delay(true), e2);
+    ++per_ip_[key];
+    auto c = std::make_shared<Connection>(*this, std::move(socket), runtime_, listener.kind, *peer,
+                                          next_session_id());
+    connections_.emplace(c.get(), Open{c, key});
+    c->start();
+    trimmer_.activity();
+}
+
+void Server::closed(Connection* connection)
+{
+    const auto it = connections_.find(connection);
+    if (it == connections_.end())
+        return;
+    const IpAddress key = it->second.limit_key;
+    connections_.erase(it);
+    auto p = per_ip_.find(key);
     if (p != per_ip_.end() && --p->second == 0)
         per_ip_.erase(p);
     trimmer_.activity();
@@ -165,6 +220,7 @@ void Server::stop(std::chrono::seconds grace)
     for (auto& l : listeners_) {
         boost::system::error_code ignored;
         l->acceptor.close(ignored);
+        l->backoff.cancel();
     }
     if (log_)
         log_(LogLine("stop").kv("sessions", static_cast<long long>(connections_.size())).str());
@@ -172,7 +228,9 @@ void Server::stop(std::chrono::seconds grace)
         io_.stop();
         return;
     }
-    const auto copy = connections_; // stop() may close a connection, which erases it
+    std::vector<std::shared_ptr<Connection>> copy; // stop() may close a connection, which erases it
+    for (const auto& [raw, open] : connections_)
+        copy.push_back(open.connection);
     for (const auto& c : copy)
         c->stop();
     stop_timer_.expires_after(grace);
@@ -186,7 +244,7 @@ void Server::reload(std::shared_ptr<const Runtime> runtime)
 {
     runtime_ = std::move(runtime);
     if (log_)
-        log_(LogLine("reload").kv("result", "pass").str());
+        log_(LogLine("reload").kv("result", "pass").kv("key", runtime_->key_kept ? "kept" : "read").str());
 }
 
 } // namespace amtp::amtpd

@@ -40,13 +40,14 @@ public:
     void stop(std::chrono::seconds grace);
     // New certificates and policy for new connections; sessions in flight keep theirs.
     void reload(std::shared_ptr<const Runtime> runtime);
+    const Runtime& runtime() const { return *runtime_; }
     // Re-reads the outgoing queue (SIGUSR1, sent by amtpd --queue flush/remove).
     void rescan_queue() { runner_.rescan(); }
 
     // For connections.
     void lookup_client_names(const IpAddress& address, std::function<void(ReverseDnsResult)> done);
     void store(DeliveryRequest request, std::function<void(Reason, std::string)> done);
-    void closed(Connection* connection, const IpAddress& peer);
+    void closed(Connection* connection);
     void handshake_done() { trimmer_.activity(); }
     const LogSink& log() const { return log_; }
     boost::asio::io_context& io() { return io_; }
@@ -55,8 +56,16 @@ private:
     struct Listener {
         boost::asio::ip::tcp::acceptor acceptor;
         ListenerKind kind;
+        boost::asio::steady_timer backoff;   // accept() paused: out of descriptors
+        std::chrono::milliseconds delay{0};
+    };
+    struct Open {
+        std::shared_ptr<Connection> connection;
+        IpAddress limit_key;                 // what it counts against in per_ip_
     };
     void accept(Listener& listener);
+    void accepted(Listener& listener, boost::asio::ip::tcp::socket socket);
+    void accept_failed(Listener& listener, const boost::system::error_code& ec);
     std::string next_session_id();
 
     boost::asio::io_context& io_;
@@ -64,11 +73,12 @@ private:
     LogSink log_;
     Resolver resolver_;
     net::DnsPump dns_;
-    boost::asio::thread_pool storage_;   // fsync and outgoing delivery: off the loop
+    boost::asio::thread_pool storage_;   // fsync of inbound mail and queue reads: off the loop
+    boost::asio::thread_pool delivery_;  // outgoing attempts: never in the way of storage
     Queue queue_;
     QueueRunner runner_;
     std::vector<std::unique_ptr<Listener>> listeners_;
-    std::set<std::shared_ptr<Connection>> connections_;
+    std::map<Connection*, Open> connections_;
     std::map<IpAddress, unsigned> per_ip_;
     // Sessions waiting for the PTR verdict of an address already being looked up: a
     // burst of connections from one host makes one lookup, not one each.

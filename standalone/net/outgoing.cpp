@@ -10,6 +10,7 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -22,11 +23,23 @@ namespace {
 
 // Runs the io_context until the started operation completes or `limit` passes; on
 // timeout the socket is closed so the operation ends with operation_aborted.
+// In slices, so that a stopping server (`cancel`) is noticed within one of them.
+constexpr std::chrono::milliseconds cancel_slice{200};
+
 template <typename Socket>
-bool run_with_deadline(asio::io_context& io, Socket& socket, std::chrono::steady_clock::duration limit, bool& done)
+bool run_with_deadline(asio::io_context& io, Socket& socket, std::chrono::steady_clock::duration limit, bool& done,
+                       const std::atomic<bool>* cancel)
 {
+    const auto until = std::chrono::steady_clock::now() + limit;
     io.restart();
-    io.run_for(limit);
+    while (!done && !(cancel && *cancel)) {
+        const auto left = until - std::chrono::steady_clock::now();
+        if (left <= std::chrono::steady_clock::duration::zero())
+            break;
+        io.run_for(std::min<std::chrono::steady_clock::duration>(left, cancel_slice));
+        if (io.stopped())
+            io.restart();
+    }
     if (done)
         return true;
     boost::system::error_code ignored;
@@ -42,8 +55,18 @@ struct Attempt {
     std::string detail;
 };
 
+using Clock = std::chrono::steady_clock;
+
+// A step's own limit, cut short by the attempt's overall deadline.
+Clock::duration within(Clock::time_point deadline, Clock::duration step)
+{
+    const auto left = deadline - Clock::now();
+    return std::max(Clock::duration::zero(), std::min(step, left));
+}
+
 Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls, ClientSession& session,
-                const std::string& target, const IpAddress& address, std::uint16_t port, const LogSink& log)
+                const std::string& target, const IpAddress& address, std::uint16_t port, const LogSink& log,
+                Clock::time_point deadline, const std::atomic<bool>* cancel)
 {
     asio::io_context io;
     asio::ssl::context ctx(client_tls);
@@ -52,6 +75,17 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
     auto& socket = stream.lowest_layer();
     const tcp::endpoint remote(asio::ip::make_address(address.str()), port);
     boost::system::error_code ec;
+    // Why a step ended early: its own timeout, the attempt's deadline, or an error.
+    // (A timed-out step's handler still runs, with operation_aborted, so `done` alone
+    // does not tell.)
+    const auto why = [&](bool in_time, const char* timeout) -> std::string {
+        if (in_time)
+            return ec.message();
+        if (cancel && *cancel)
+            return "server stopping";
+        return Clock::now() >= deadline ? "attempt deadline (queue.attempt-timeout)" : timeout;
+    };
+    bool in_time = false;
     socket.open(remote.protocol(), ec);
     if (!ec && !s.client.source.empty()) {
         const auto src = IpAddress::parse(s.client.source);
@@ -63,14 +97,16 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
 
     bool done = false;
     socket.async_connect(remote, [&](const boost::system::error_code& e) { ec = e; done = true; });
-    if (!run_with_deadline(io, socket, std::chrono::seconds(30), done) || ec)
-        return {false, Reason::connection_failed, done ? ec.message() : "connect timeout"};
+    in_time = run_with_deadline(io, socket, within(deadline, std::chrono::seconds(30)), done, cancel);
+    if (!in_time || ec)
+        return {false, Reason::connection_failed, why(in_time, "connect timeout")};
 
     SSL_set_tlsext_host_name(stream.native_handle(), target.c_str());
     done = false;
     stream.async_handshake(asio::ssl::stream_base::client, [&](const boost::system::error_code& e) { ec = e; done = true; });
-    if (!run_with_deadline(io, socket, std::chrono::seconds(60), done) || ec)
-        return {false, Reason::connection_failed, done ? "TLS: " + ec.message() : "TLS handshake timeout"};
+    in_time = run_with_deadline(io, socket, within(deadline, std::chrono::seconds(60)), done, cancel);
+    if (!in_time || ec)
+        return {false, Reason::connection_failed, in_time ? "TLS: " + ec.message() : why(false, "TLS handshake timeout")};
 
     const X509StackPtr chain = peer_certificate_chain(stream.native_handle());
     const IdentityResult server = trust.verify_server(chain.get(), target, std::time(nullptr));
@@ -91,8 +127,9 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
                 ec = e;
                 done = true;
             });
-            if (!run_with_deadline(io, socket, step_limit, done) || ec) {
-                session.connection_lost(done ? ec.message() : "write timeout");
+            in_time = run_with_deadline(io, socket, within(deadline, step_limit), done, cancel);
+            if (!in_time || ec) {
+                session.connection_lost(why(in_time, "write timeout"));
                 return {true, Reason::none, {}};
             }
             continue;
@@ -104,8 +141,9 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
             n = got;
             done = true;
         });
-        if (!run_with_deadline(io, socket, step_limit, done) || ec) {
-            session.connection_lost(done ? ec.message() : "read timeout");
+        in_time = run_with_deadline(io, socket, within(deadline, step_limit), done, cancel);
+        if (!in_time || ec) {
+            session.connection_lost(why(in_time, "read timeout"));
             return {true, Reason::none, {}};
         }
         session.receive(std::string_view(buffer.data(), n));
@@ -114,7 +152,7 @@ Attempt attempt(const Settings& s, const TrustStore& trust, SSL_CTX* client_tls,
     if (!last.empty()) {
         done = false;
         asio::async_write(stream, asio::buffer(last), [&](const boost::system::error_code&, std::size_t) { done = true; });
-        run_with_deadline(io, socket, std::chrono::seconds(5), done);
+        run_with_deadline(io, socket, within(deadline + std::chrono::seconds(5), std::chrono::seconds(5)), done, cancel);
     }
     boost::system::error_code ignored;
     socket.close(ignored);
@@ -132,8 +170,12 @@ DomainDelivery all(const OutgoingMessage& m, RecipientStatus status, const Reply
 } // namespace
 
 DomainDelivery deliver_to_domain(const Settings& s, Resolver& resolver, const TrustStore& trust, SSL_CTX* client_tls,
-                                 const OutgoingMessage& message, const std::string& domain, const LogSink& log)
+                                 const OutgoingMessage& message, const std::string& domain, const LogSink& log,
+                                 const std::atomic<bool>* cancel)
 {
+    // One deadline for the whole attempt (every target, every step): each step has its
+    // own timeout, but a peer that answers just in time, forever, must still end.
+    const auto deadline = Clock::now() + s.queue.attempt_timeout;
     const SrvResult srv = resolver.srv(domain);
     if (srv.status == DnsStatus::temporary)
         return all(message, RecipientStatus::temporary, reply_for(Reason::dns_temporary, srv.error));
@@ -153,7 +195,12 @@ DomainDelivery deliver_to_domain(const Settings& s, Resolver& resolver, const Tr
             if (!address)
                 continue;
             ClientSession session(s.hostname, message);
-            const Attempt a = attempt(s, trust, client_tls, session, target.target, *address, target.port, log);
+            if (Clock::now() >= deadline || (cancel && *cancel)) {
+                last = {false, Reason::connection_failed, "attempt deadline (queue.attempt-timeout)"};
+                break;
+            }
+            const Attempt a =
+                attempt(s, trust, client_tls, session, target.target, *address, target.port, log, deadline, cancel);
             const std::string where = target.target + "[" + address->str() + "]:" + std::to_string(target.port);
             if (log)
                 log(LogLine("attempt").kv("domain", domain).kv("server", where)

@@ -13,6 +13,7 @@
 
 #include <openssl/ssl.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -24,8 +25,10 @@ struct DomainDelivery {
     std::string server;                      // "target[address]:port" that answered, if any
 };
 
+// `cancel`, when given and set (the server is stopping), ends the attempt within a
+// fraction of a second, as a temporary failure.
 DomainDelivery deliver_to_domain(const Settings& settings, Resolver& resolver, const TrustStore& trust,
                                  SSL_CTX* client_tls, const OutgoingMessage& message, const std::string& domain,
-                                 const LogSink& log);
+                                 const LogSink& log, const std::atomic<bool>* cancel = nullptr);
 
 } // namespace amtp::net

@@ -4,6 +4,10 @@
 #include "amtp/identity_codec.hpp"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace amtp::net {
 
@@ -75,7 +79,7 @@ SSL_TICKET_RETURN use_ticket(SSL*, SSL_SESSION*, const unsigned char*, size_t, S
     }
 }
 
-SslCtxPtr base_context(const SSL_METHOD* method, const Settings& s)
+SslCtxPtr base_context(const SSL_METHOD* method, const Settings& s, EVP_PKEY* key)
 {
     SslCtxPtr ctx(SSL_CTX_new(method));
     if (!ctx)
@@ -89,7 +93,8 @@ SslCtxPtr base_context(const SSL_METHOD* method, const Settings& s)
         throw ConfigError(s.source, 0, "tls.certificate", "AMTP needs a certificate and key on both sides");
     if (SSL_CTX_use_certificate_chain_file(ctx.get(), s.tls.certificate.c_str()) != 1)
         throw ConfigError(s.source, 0, "tls.certificate", "cannot load " + s.tls.certificate + ": " + openssl_error());
-    if (SSL_CTX_use_PrivateKey_file(ctx.get(), s.tls.key.c_str(), SSL_FILETYPE_PEM) != 1)
+    if (key ? SSL_CTX_use_PrivateKey(ctx.get(), key) != 1
+            : SSL_CTX_use_PrivateKey_file(ctx.get(), s.tls.key.c_str(), SSL_FILETYPE_PEM) != 1)
         throw ConfigError(s.source, 0, "tls.key", "cannot load " + s.tls.key + ": " + openssl_error());
     if (SSL_CTX_check_private_key(ctx.get()) != 1)
         throw ConfigError(s.source, 0, "tls.key", "the key does not match the certificate " + s.tls.certificate);
@@ -98,9 +103,29 @@ SslCtxPtr base_context(const SSL_METHOD* method, const Settings& s)
 
 } // namespace
 
-SslCtxPtr make_server_context(const Settings& s, ListenerKind listener)
+PrivateKeyFile read_private_key(const std::string& path)
 {
-    SslCtxPtr ctx = base_context(TLS_server_method(), s);
+    PrivateKeyFile out;
+    errno = 0;
+    const BioPtr bio(BIO_new_file(path.c_str(), "r"));
+    if (!bio) {
+        out.denied = errno == EACCES || errno == EPERM;
+        out.error = "cannot read " + path + ": " + (errno ? std::strerror(errno) : openssl_error());
+        ERR_clear_error();
+        return out;
+    }
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+    if (!key) {
+        out.error = "cannot load " + path + ": " + openssl_error();
+        return out;
+    }
+    out.key = std::shared_ptr<EVP_PKEY>(key, EVP_PKEY_free);
+    return out;
+}
+
+SslCtxPtr make_server_context(const Settings& s, ListenerKind listener, EVP_PKEY* key)
+{
+    SslCtxPtr ctx = base_context(TLS_server_method(), s, key);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, accept_any_certificate);
     // Idle sessions give their TLS record buffers back (about 34 KiB each).
     SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
@@ -122,9 +147,9 @@ SslCtxPtr make_server_context(const Settings& s, ListenerKind listener)
     return ctx;
 }
 
-SslCtxPtr make_client_context(const Settings& s)
+SslCtxPtr make_client_context(const Settings& s, EVP_PKEY* key)
 {
-    SslCtxPtr ctx = base_context(TLS_client_method(), s);
+    SslCtxPtr ctx = base_context(TLS_client_method(), s, key);
     // Verified after the handshake against the SRV target (TrustStore::verify_server).
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
     return ctx;

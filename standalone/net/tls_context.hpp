@@ -9,19 +9,30 @@
 #include "amtp/tls_identity.hpp"
 
 #include <ctime>
+#include <memory>
 #include <optional>
 #include <string>
 
 namespace amtp::net {
 
+// The private key of tls.key, read into memory. amtpd reads it as root and keeps it,
+// so that a reload after dropping privileges can still use a key only root may read.
+struct PrivateKeyFile {
+    std::shared_ptr<EVP_PKEY> key;   // null when it could not be read
+    bool denied = false;             // the file is there but we may not read it
+    std::string error;
+};
+PrivateKeyFile read_private_key(const std::string& path);
+
 // TLS 1.2 minimum (settings.tls.min_version may raise it), our certificate chain and
 // key, a client certificate requested (not required at the TLS layer), and stateless
 // session tickets that carry the verified identity (see TicketBinding). Throws ConfigError naming the file or setting.
-SslCtxPtr make_server_context(const Settings& settings, ListenerKind listener);
+// `key`, when given, is used instead of reading settings.tls.key.
+SslCtxPtr make_server_context(const Settings& settings, ListenerKind listener, EVP_PKEY* key = nullptr);
 
 // For outgoing AMTP: our certificate as the client certificate, server verification
 // left to TrustStore::verify_server against the SRV target.
-SslCtxPtr make_client_context(const Settings& settings);
+SslCtxPtr make_client_context(const Settings& settings, EVP_PKEY* key = nullptr);
 
 // What the ticket callbacks of a server connection need. A resumed session carries
 // only the client's leaf, not its chain, so the identity is verified when the ticket

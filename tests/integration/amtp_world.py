@@ -243,11 +243,11 @@ source = 127.0.0.3
 directory = %s
 retry-schedule = 1h
 [limits]
-command-timeout = 30s
-%s""" % (self.public_port, self.private_port, self.listen_extra, self.p("server-b.chain.pem"), self.p("server-b.key"),
+%s%s""" % (self.public_port, self.private_port, self.listen_extra, self.p("server-b.chain.pem"), self.p("server-b.key"),
        self.p("public-root.pem"), self.p("private-root.pem"), self.dns_section(), self.maildir,
        self.delivery_extra, policy,
-       os.path.join(self.dir, "queue-b"), self.limits))
+       os.path.join(self.dir, "queue-b"),
+       "" if "command-timeout" in self.limits else "command-timeout = 30s\n", self.limits))
 
     def sender_config(self, cert="client", source="127.0.0.2"):
         return self.write("a-%s.ini" % cert, """hostname = mx.a.test

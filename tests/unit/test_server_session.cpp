@@ -606,6 +606,46 @@ TEST_CASE("A timeout closes the session with 421 4.4.2")
     CHECK(h.session->wants_close());
 }
 
+TEST_CASE("A peer that does not read its replies gets no more commands processed past 4 KiB of them")
+{
+    Harness h;
+    h.connect();
+    std::string flood;
+    for (int i = 0; i < 1000; ++i)
+        flood += "NOOP\r\n";
+    h.session->receive(flood);
+    // The host has not written anything yet: the session holds the rest back.
+    CHECK_FALSE(h.session->wants_input());
+    std::string out = h.session->take_output();
+    CHECK(out.size() >= ServerSession::max_pending_output);
+    CHECK(out.size() < ServerSession::max_pending_output + 64);
+    // Each time the host has written what it took, more of the held commands go on.
+    std::size_t replies = out.size() / std::string("250 2.0.0 OK\r\n").size();
+    while (!h.session->wants_input()) {
+        h.session->output_sent();
+        const std::string more = h.session->take_output();
+        REQUIRE_FALSE(more.empty());
+        CHECK(more.size() < ServerSession::max_pending_output + 64);
+        replies += more.size() / std::string("250 2.0.0 OK\r\n").size();
+    }
+    CHECK(replies == 1000);
+}
+
+TEST_CASE("A host that feeds more than 64 KiB without waiting is closed with 421 4.7.0 input_overflow")
+{
+    Harness h;
+    h.connect();
+    std::string flood;
+    while (flood.size() <= ServerSession::max_pending_input)
+        flood += "NOOP\r\n";
+    h.session->receive(flood);  // processed up to the output bound, the rest held
+    h.session->receive(flood);  // ignores wants_input(): too much held
+    const std::string out = h.session->take_output();
+    CHECK(out.find("421 4.7.0 ") != std::string::npos);
+    CHECK(h.session->wants_close());
+    CHECK(h.logged("reason=input_overflow"));
+}
+
 TEST_CASE("Replies are produced in order for a fully pipelined transaction split at every byte")
 {
     Harness h;

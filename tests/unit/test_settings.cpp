@@ -156,6 +156,7 @@ port = 2626
 directory = spool
 retry-schedule = 1m, 10m, 1h
 max-age = 2d
+attempt-timeout = 30m
 
 [limits]
 max-message-size = 50M
@@ -165,6 +166,7 @@ data-timeout = 3m
 max-errors = 5
 max-connections = 200
 max-connections-per-ip = 5
+ipv6-prefix-length = 56
 )";
 
 } // namespace
@@ -211,6 +213,7 @@ TEST_CASE("A complete settings file sets every option", "[settings]")
     CHECK(s.queue.directory == in_dir("spool"));
     CHECK(s.queue.retry_schedule == std::vector<std::chrono::seconds>{60s, 600s, 3600s});
     CHECK(s.queue.max_age == 48h);
+    CHECK(s.queue.attempt_timeout == 30min);
 
     CHECK(s.limits.max_message_size == 50u * 1024 * 1024);
     CHECK(s.limits.max_recipients == 500);
@@ -219,6 +222,7 @@ TEST_CASE("A complete settings file sets every option", "[settings]")
     CHECK(s.limits.max_errors == 5);
     CHECK(s.limits.max_connections == 200);
     CHECK(s.limits.max_connections_per_ip == 5);
+    CHECK(s.limits.ipv6_prefix_length == 56);
 
     // The test above really covers the whole table.
     const auto mentioned = mentioned_options(full_file);
@@ -249,6 +253,7 @@ TEST_CASE("Absent options take the table's defaults, and settings.hpp agrees wit
     CHECK(s.queue.directory == "/var/spool/amtp");
     CHECK(s.queue.retry_schedule == std::vector<std::chrono::seconds>{5min, 15min, 30min, 1h, 2h, 4h});
     CHECK(s.queue.max_age == 120h);
+    CHECK(s.queue.attempt_timeout == 15min);
     CHECK(s.limits.max_message_size == 25u * 1024 * 1024);
     CHECK(s.limits.max_recipients == 100);
     CHECK(s.limits.command_timeout == 5min);
@@ -256,6 +261,7 @@ TEST_CASE("Absent options take the table's defaults, and settings.hpp agrees wit
     CHECK(s.limits.max_errors == 10);
     CHECK(s.limits.max_connections == 1000);
     CHECK(s.limits.max_connections_per_ip == 20);
+    CHECK(s.limits.ipv6_prefix_length == 64);
     CHECK(s.user.empty());
 
     // A default-constructed Settings is what a file with only a hostname gives.
@@ -296,9 +302,9 @@ TEST_CASE("The option table names each option once, with a type and help; requir
           "delivery.maildir-root", "delivery.lmtp", "delivery.recipients", "policy.file", "client.source", "client.port", "queue.directory",
           "queue.retry-schedule", "queue.max-age", "limits.max-message-size", "limits.max-recipients",
           "limits.command-timeout", "limits.data-timeout", "limits.max-errors", "limits.max-connections",
-          "limits.max-connections-per-ip"})
+          "limits.max-connections-per-ip", "limits.ipv6-prefix-length", "queue.attempt-timeout"})
         CHECK(names.count(fixed) == 1);
-    CHECK(names.size() == 35);
+    CHECK(names.size() == 37);
 }
 
 TEST_CASE("Sizes are numbers of bytes with binary K, M or G suffixes", "[settings]")
@@ -396,6 +402,10 @@ TEST_CASE("Counts are whole numbers within the option's range", "[settings]")
     check_refusals("limits.max-errors", {range("0")});
     check_refusals("limits.max-connections", {range("0")});
     check_refusals("limits.max-connections-per-ip", {range("0")});
+    const auto prefix = [](const std::string& v) {
+        return Refusal{v, "\"" + v + "\" is out of range (use a whole number from 1 to 128)"};
+    };
+    check_refusals("limits.ipv6-prefix-length", {prefix("0"), prefix("129")});
 }
 
 TEST_CASE("Ports run from 1 to 65535", "[settings]")
@@ -876,4 +886,20 @@ TEST_CASE("amtp-config --markdown and --help print what the option table gives",
     CHECK(amtp::test::read_file(dir + "/md") == amtp::settings_markdown());
     CHECK(amtp::test::run_command("'" + binary.string() + "' --help >'" + dir + "/help'") == 0);
     CHECK(amtp::test::read_file(dir + "/help").find(amtp::settings_help()) != std::string::npos);
+}
+
+TEST_CASE("IPv6 clients count per limits.ipv6-prefix-length network for max-connections-per-ip, IPv4 per address",
+          "[settings]")
+{
+    amtp::Limits limits;
+    const auto key = [&](const char* a) { return amtp::connection_limit_key(limits, *amtp::IpAddress::parse(a)).str(); };
+    CHECK(key("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::");
+    CHECK(key("2001:db8:1:2:bbbb::7") == key("2001:db8:1:2:aaaa::1"));
+    CHECK(key("2001:db8:1:3::1") != key("2001:db8:1:2::1"));
+    CHECK(key("192.0.2.7") == "192.0.2.7");
+    CHECK(key("::ffff:192.0.2.7") == "192.0.2.7");  // an IPv4 client seen on an IPv6 socket
+    limits.ipv6_prefix_length = 56;
+    CHECK(key("2001:db8:1:2ff:aaaa::1") == "2001:db8:1:200::");
+    limits.ipv6_prefix_length = 128;
+    CHECK(key("2001:db8::5") == "2001:db8::5");
 }

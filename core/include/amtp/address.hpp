@@ -25,6 +25,8 @@ public:
     std::size_t size() const { return v4_ ? 4 : 16; }
     std::string str() const;
     bool is_loopback() const;
+    // The network address of this address's /prefix (bits beyond `prefix` zeroed).
+    IpAddress masked(unsigned prefix) const;
 
     friend bool operator==(const IpAddress& a, const IpAddress& b) { return a.v4_ == b.v4_ && a.bytes_ == b.bytes_; }
     friend bool operator!=(const IpAddress& a, const IpAddress& b) { return !(a == b); }

@@ -66,6 +66,7 @@ enum class Reason {
     tls_already_active,
     shutting_down,
     too_many_connections,
+    input_overflow,     // the peer sent far ahead without reading our replies
     storage_full,
     storage_temporary,
     // client side (outgoing)

@@ -84,8 +84,13 @@ public:
     void start(std::optional<TlsInfo> tls, std::time_t now = std::time(nullptr));
     // STARTTLS mode: the handshake the session asked for (wants_tls) finished.
     void tls_established(TlsInfo tls);
-    // Bytes from the peer (plaintext, after TLS).
+    // Bytes from the peer (plaintext, after TLS). A host should read only while
+    // wants_input() (backpressure); a host that feeds more than max_pending_input
+    // unprocessed bytes anyway gets the session closed (421 4.7.0, input_overflow).
     void receive(std::string_view bytes);
+    // The host has written what take_output() gave it: commands held back because
+    // max_pending_output octets of replies were waiting are processed now.
+    void output_sent();
     void reverse_dns_done(ReverseDnsResult result);
     // Reason::none when the message is durably stored (for every recipient: delivered,
     // or carried to the queue for retry or bounce, see settle_delivery); otherwise
@@ -104,6 +109,16 @@ public:
     std::optional<DeliveryRequest> take_delivery();
     bool wants_close() const { return close_; }
     bool busy() const { return waiting_dns_ || waiting_delivery_; }
+    // True when the session can act on more bytes now: not closed, not waiting for DNS
+    // or storage, no complete command held back, replies under max_pending_output. A
+    // peer that sends without reading our replies then fills its own socket buffers,
+    // not our memory (as Postfix and OpenSMTPD answer one command at a time).
+    bool wants_input() const;
+
+    // Replies waiting for the host to take and write: past this, commands wait.
+    static constexpr std::size_t max_pending_output = 4096;
+    // Unprocessed input a host may hand over beyond what wants_input() asked for.
+    static constexpr std::size_t max_pending_input = 64 * 1024;
     std::chrono::seconds current_timeout() const;
 
     const std::string& id() const { return session_id_; }

@@ -22,7 +22,13 @@ struct Limits {
     unsigned max_errors = 10;
     unsigned max_connections = 1000;
     unsigned max_connections_per_ip = 20;
+    unsigned ipv6_prefix_length = 64;
 };
+
+// The client a connection counts against for limits.max-connections-per-ip: its IPv4
+// address, or its IPv6 address cut to limits.ipv6-prefix-length (a host that holds a
+// /64 must not get 2^64 times the limit).
+IpAddress connection_limit_key(const Limits& limits, const IpAddress& peer);
 
 struct Settings {
     std::string source;                  // the file read, for messages
@@ -75,6 +81,7 @@ struct Settings {
                                                          std::chrono::minutes(30), std::chrono::hours(1),
                                                          std::chrono::hours(2), std::chrono::hours(4)};
         std::chrono::seconds max_age{5 * 24 * 3600};
+        std::chrono::seconds attempt_timeout{15 * 60};   // one delivery attempt, all steps
     } queue;
 
     Limits limits;
