@@ -41,7 +41,8 @@ Server::Server(asio::io_context& io, std::shared_ptr<const Runtime> runtime, Log
     : io_(io), runtime_(std::move(runtime)), log_(std::move(log)), resolver_(resolver_options(runtime_->settings)),
       dns_(io, resolver_), storage_(storage_threads()), delivery_(delivery_threads),
       queue_(runtime_->settings.queue.directory),
-      runner_(io, delivery_, storage_, queue_, [this]() { return runtime_; }, log_), stop_timer_(io), trimmer_(io)
+      runner_(io, delivery_, storage_, queue_, [this]() { return runtime_; }, log_),
+      limits_(runtime_->settings.limits), stop_timer_(io), trimmer_(io)
 {
     // Session ids: a random per-process prefix and a counter, unique across restarts.
     std::random_device rd;
@@ -133,33 +134,28 @@ void Server::accepted(Listener& listener, tcp::socket socket)
     const auto peer = e2 ? std::nullopt : IpAddress::parse(remote.address().to_string());
     if (!peer)
         return; // the peer is already gone
-    const Limits& limits = runtime_->settings.limits;
-    const IpAddress key = connection_limit_key(limits, *peer);
-    const auto counted = per_ip_.find(key);
-    const unsigned from_peer = counted == per_ip_.end() ? 0 : counted->second;
-    const char* over = connections_.size() >= limits.max_connections ? "max-connections"
-                       : from_peer >= limits.max_connections_per_ip ? "max-connections-per-ip"
-                                                                      : nullptr;
+    const auto admission = limits_.admit(*peer);
     const char* kind = listener.kind == ListenerKind::public_network ? "public" : "private";
-    if (over) {
+    if (!admission) {
         // Implicit TLS leaves no cleartext way to say 421 (profile B1): close before
         // the handshake, so that a flood of connections costs no TLS work.
         if (log_) {
             LogLine line("connect");
             line.kv("peer", peer->str()).kv("listener", kind).kv("result", "refused")
-                .kv("reason", reason_name(Reason::too_many_connections)).kv("limit", over);
+                .kv("reason", reason_name(Reason::too_many_connections))
+                .kv("limit", std::string(ConnectionLimits::name(admission.refusal)));
             if (!peer->is_v4())
-                line.kv("counted-as", key.str() + "/" + std::to_string(limits.ipv6_prefix_length));
+                line.kv("counted-as", admission.key.str() + "/" +
+                                          std::to_string(runtime_->settings.limits.ipv6_prefix_length));
             log_(line.str());
         }
         socket.close(e2);
         return;
     }
     socket.set_option(tcp::no_delay(true), e2);
-    ++per_ip_[key];
     auto c = std::make_shared<Connection>(*this, std::move(socket), runtime_, listener.kind, *peer,
                                           next_session_id());
-    connections_.emplace(c.get(), Open{c, key});
+    connections_.emplace(c.get(), Open{c, admission.key});
     c->start();
     trimmer_.activity();
 }
@@ -171,9 +167,7 @@ void Server::closed(Connection* connection)
         return;
     const IpAddress key = it->second.limit_key;
     connections_.erase(it);
-    auto p = per_ip_.find(key);
-    if (p != per_ip_.end() && --p->second == 0)
-        per_ip_.erase(p);
+    limits_.release(key);
     trimmer_.activity();
     if (stopping_ && connections_.empty())
         io_.stop();
@@ -243,6 +237,7 @@ void Server::stop(std::chrono::seconds grace)
 void Server::reload(std::shared_ptr<const Runtime> runtime)
 {
     runtime_ = std::move(runtime);
+    limits_.configure(runtime_->settings.limits);
     if (log_)
         log_(LogLine("reload").kv("result", "pass").kv("key", runtime_->key_kept ? "kept" : "read").str());
 }

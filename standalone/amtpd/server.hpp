@@ -7,6 +7,7 @@
 #include "amtpd/heap_trim.hpp"
 #include "amtpd/queue_runner.hpp"
 #include "amtpd/runtime.hpp"
+#include "amtp/connection_limits.hpp"
 #include "amtp/queue.hpp"
 #include "amtp/log.hpp"
 #include "amtp/resolver.hpp"
@@ -61,7 +62,7 @@ private:
     };
     struct Open {
         std::shared_ptr<Connection> connection;
-        IpAddress limit_key;                 // what it counts against in per_ip_
+        IpAddress limit_key;                 // what it counts against in limits_
     };
     void accept(Listener& listener);
     void accepted(Listener& listener, boost::asio::ip::tcp::socket socket);
@@ -79,7 +80,7 @@ private:
     QueueRunner runner_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::map<Connection*, Open> connections_;
-    std::map<IpAddress, unsigned> per_ip_;
+    ConnectionLimits limits_;
     // Sessions waiting for the PTR verdict of an address already being looked up: a
     // burst of connections from one host makes one lookup, not one each.
     std::map<IpAddress, std::vector<std::function<void(ReverseDnsResult)>>> ptr_waiters_;

@@ -3,12 +3,12 @@
 // the identity decided by the core's TrustStore and registered with the filter, the
 // plaintext session relayed to smtpd's loopback proxy-v2 listener. Foreground, logs
 // one key=value line per decision to stderr, SIGTERM/SIGINT stop it.
-#include "gate/limits.hpp"
 #include "gate/registry.hpp"
 #include "gate/relay.hpp"
 
 #include "net/tls_context.hpp"
 
+#include "amtp/connection_limits.hpp"
 #include "amtp/errors.hpp"
 #include "amtp/policy.hpp"
 #include "amtp/settings.hpp"
@@ -106,7 +106,7 @@ public:
         : io_(io), context_(context), registry_(registry),
           public_tls_(net::make_server_context(s, ListenerKind::public_network).release()),
           private_tls_(net::make_server_context(s, ListenerKind::private_network).release()),
-          limits_(s.limits.max_connections, s.limits.max_connections_per_ip)
+          limits_(s.limits)
     {
         for (const auto& e : s.listen.public_endpoints)
             listen(e, ListenerKind::public_network);
@@ -189,22 +189,22 @@ private:
         if (!peer)
             return; // gone already
         const std::string id = "g" + std::to_string(++counter_);
-        const auto refusal = limits_.admit(*peer);
-        if (refusal != ConnectionLimits::Refusal::none) {
-            // Closed before any TLS byte: see gate/limits.hpp.
+        const auto admission = limits_.admit(*peer);
+        if (!admission) {
+            // Closed before any TLS byte: see amtp/connection_limits.hpp.
             log_line(LogLine("connect").kv("gate", id).kv("peer", SessionKey{*peer, remote.port()}.str())
                          .kv("listener", kind_name(l.kind)).kv("result", "refused")
                          .kv("reason", reason_name(Reason::too_many_connections))
-                         .kv("limit", std::string(ConnectionLimits::name(refusal))).str());
+                         .kv("limit", std::string(ConnectionLimits::name(admission.refusal))).str());
             socket.close(ec);
             return;
         }
         socket.set_option(tcp::no_delay(true), ec);
         auto& tls = l.kind == ListenerKind::public_network ? public_tls_ : private_tls_;
         auto relay = std::make_shared<Relay>(std::move(socket), tls, l.kind, context_, registry_, id,
-                                             [this, peer = *peer](Relay* r) {
+                                             [this, key = admission.key](Relay* r) {
                                                  relays_.erase(r);
-                                                 limits_.release(peer);
+                                                 limits_.release(key);
                                              });
         relays_[relay.get()] = relay;
         relay->start();
