@@ -1,5 +1,6 @@
 #include "amtp/local_delivery.hpp"
 
+#include "ascii.hpp"
 #include "amtp/errors.hpp"
 #include "amtp/maildir.hpp"
 #include "amtp/smtp_syntax.hpp"
@@ -11,14 +12,7 @@ namespace amtp {
 
 namespace {
 
-std::string lower(std::string_view s)
-{
-    std::string out(s);
-    for (auto& c : out)
-        if (c >= 'A' && c <= 'Z')
-            c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
+using ascii::lower;
 
 std::string_view trim(std::string_view s)
 {

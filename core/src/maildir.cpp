@@ -7,6 +7,7 @@
 // and each fsync goes to exactly the directory that was changed.
 #include "amtp/maildir.hpp"
 
+#include "ascii.hpp"
 #include "unique_fd.hpp"
 
 #include <fcntl.h>
@@ -23,6 +24,8 @@
 namespace amtp {
 
 namespace {
+
+using ascii::lower;
 
 std::string errno_text(int err)
 {
@@ -46,11 +49,6 @@ StoreResult refused(std::string what)
     r.temporary = false;
     r.error = std::move(what);
     return r;
-}
-
-char lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
 // Domains compare case-insensitively everywhere (DNS), and so do mailboxes of

@@ -9,6 +9,7 @@
 // RFC 5322 s4.2), and a malformed line neither ends the header nor stops the scan.
 #include "amtp/message_headers.hpp"
 
+#include "ascii.hpp"
 #include <cctype>
 #include <utility>
 
@@ -16,19 +17,11 @@ namespace amtp {
 
 namespace {
 
+using ascii::iequals;
+
 bool is_wsp(char c)
 {
     return c == ' ' || c == '\t';
-}
-
-bool iequals(std::string_view a, std::string_view b)
-{
-    if (a.size() != b.size())
-        return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
-    return true;
 }
 
 std::string_view trim(std::string_view s)

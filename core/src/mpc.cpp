@@ -1,5 +1,6 @@
 #include "amtp/mpc.hpp"
 
+#include "ascii.hpp"
 #include "amtp/log.hpp"
 
 #include <algorithm>
@@ -8,6 +9,9 @@
 namespace amtp {
 
 namespace {
+
+using ascii::iequals;
+using ascii::lower;
 
 // The draft's vocabulary (s4.5). Anything else is refused: a server MUST NOT accept a
 // message with a component not defined there.
@@ -18,24 +22,6 @@ constexpr std::array<std::string_view, 6> classes{"individual", "autoresponse", 
 bool is_alnum(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-char lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string lower(std::string_view s)
-{
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](char c) { return lower(c); });
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b)
-{
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
 }
 
 template <std::size_t N>

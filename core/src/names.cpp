@@ -3,6 +3,7 @@
 // U-labels all meet in one canonical form: lower-case A-labels without the root dot.
 #include "amtp/names.hpp"
 
+#include "ascii.hpp"
 #include <idn2.h>
 
 #include <memory>
@@ -10,6 +11,7 @@
 namespace amtp {
 
 namespace {
+
 
 constexpr std::size_t max_name_length = 253;  // RFC 1035 s2.3.4, without the root dot
 constexpr std::size_t max_label_length = 63;
@@ -47,11 +49,6 @@ bool valid_ldh_name(std::string_view name)
     }
 }
 
-char ascii_lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
 } // namespace
 
 std::optional<std::string> normalize_host_name(std::string_view name)
@@ -76,7 +73,7 @@ std::optional<std::string> normalize_host_name(std::string_view name)
     // contains a byte below 0x80) and makes the ASCII path need no libidn2 at all.
     std::string lowered(name.size(), '\0');
     for (std::size_t i = 0; i < name.size(); ++i)
-        lowered[i] = ascii_lower(name[i]);
+        lowered[i] = ascii::lower(name[i]);
 
     std::string result;
     if (ascii) {
@@ -91,7 +88,7 @@ std::optional<std::string> normalize_host_name(std::string_view name)
             return std::nullopt;  // not UTF-8, or code points IDNA2008 disallows
         result = owned.get();
         for (char& c : result)
-            c = ascii_lower(c);
+            c = ascii::lower(c);
     }
     if (!valid_ldh_name(result))
         return std::nullopt;

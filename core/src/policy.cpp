@@ -1,5 +1,6 @@
 #include "amtp/policy.hpp"
 
+#include "ascii.hpp"
 #include "amtp/errors.hpp"
 #include "amtp/log.hpp"
 
@@ -18,16 +19,9 @@ namespace amtp {
 
 namespace {
 
-namespace fs = std::filesystem;
+using ascii::lower;
 
-std::string lower(std::string_view s)
-{
-    std::string out(s);
-    for (auto& c : out)
-        if (c >= 'A' && c <= 'Z')
-            c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
+namespace fs = std::filesystem;
 
 bool is_ldh(char c)
 {

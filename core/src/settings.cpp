@@ -10,6 +10,7 @@
 // what an operator should be told about a bad value.
 #include "amtp/settings.hpp"
 
+#include "ascii.hpp"
 #include "amtp/errors.hpp"
 #include "amtp/names.hpp"
 
@@ -33,6 +34,8 @@ namespace amtp {
 
 namespace {
 
+using ascii::iequals;
+
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
 using std::chrono::milliseconds;
@@ -49,17 +52,6 @@ std::string_view trim(std::string_view s)
     if (first == std::string_view::npos)
         return {};
     return s.substr(first, s.find_last_not_of(blanks) - first + 1);
-}
-
-char ascii_lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b)
-{
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
 }
 
 bool is_digit(char c)
@@ -102,7 +94,7 @@ std::size_t distance(std::string_view a, std::string_view b)
         row[0] = i;
         for (std::size_t j = 1; j <= b.size(); ++j) {
             const std::size_t up = row[j];
-            const bool same = ascii_lower(a[i - 1]) == ascii_lower(b[j - 1]);
+            const bool same = ascii::lower(a[i - 1]) == ascii::lower(b[j - 1]);
             row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (same ? 0 : 1)});
             diagonal = up;
         }

@@ -1,5 +1,6 @@
 #include "amtp/smtp_syntax.hpp"
 
+#include "ascii.hpp"
 #include "amtp/names.hpp"
 
 #include <algorithm>
@@ -10,19 +11,14 @@ namespace amtp {
 
 namespace {
 
+using ascii::iequals;
+
 std::string upper(std::string_view s)
 {
     std::string out(s);
     for (char& c : out)
         c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return out;
-}
-
-bool iequals(std::string_view a, std::string_view b)
-{
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
 }
 
 bool is_atext(char c)

@@ -2,6 +2,7 @@
 // decision), SIGTERM finishes sessions in flight within a bound, SIGHUP reloads
 // certificates and policy without dropping sessions.
 #include "amtpd/server.hpp"
+#include "net/descriptors.hpp"
 
 #include "amtp/errors.hpp"
 #include "amtp/queue.hpp"
@@ -54,28 +55,6 @@ void check_key_permissions(const Settings& s)
         log_to_stderr(LogLine("warning").kv("key", s.tls.key).kv("mode", mode)
                           .kv("detail", "the private key is readable by group or others; chmod 600 it").str());
     }
-}
-
-// Each session holds a socket, and outgoing deliveries and Maildir writes hold more: a
-// default soft limit of 1024 descriptors would refuse sessions long before
-// limits.max-connections. Raise the soft limit to the hard one, and say when even that
-// is too small for the configured limit.
-void raise_descriptor_limit(const Settings& s)
-{
-    rlimit rl {};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &rl);
-        ::getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    const rlim_t wanted = static_cast<rlim_t>(s.limits.max_connections) + 64;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < wanted)
-        log_to_stderr(LogLine("warning").kv("descriptors", std::to_string(rl.rlim_cur))
-                          .kv("max-connections", std::to_string(s.limits.max_connections))
-                          .kv("detail", "the descriptor limit is below limits.max-connections; raise it (ulimit -n)")
-                          .str());
 }
 
 void drop_privileges(const Settings& s)
@@ -233,7 +212,8 @@ int main(int argc, char** argv)
         // OpenSSL writes to the socket with plain send(), which raises SIGPIPE.
         std::signal(SIGPIPE, SIG_IGN);
         check_key_permissions(runtime->settings);
-        raise_descriptor_limit(runtime->settings);
+        if (auto warning = net::raise_descriptor_limit(runtime->settings.limits.max_connections, 1))
+            log_to_stderr(warning->str());
         boost::asio::io_context io;
         amtpd::Server server(io, runtime, log_to_stderr);
         // Signals are taken over before the listeners open: a SIGHUP or SIGTERM sent as

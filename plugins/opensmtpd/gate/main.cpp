@@ -6,6 +6,7 @@
 #include "gate/registry.hpp"
 #include "gate/relay.hpp"
 
+#include "net/descriptors.hpp"
 #include "net/tls_context.hpp"
 
 #include "amtp/connection_limits.hpp"
@@ -60,27 +61,6 @@ std::string read_file(const std::string& path)
     std::ostringstream text;
     text << in.rdbuf();
     return text.str();
-}
-
-// Each relayed session holds two descriptors (the client's and smtpd's): a default
-// soft limit of 1024 would make accept() fail long before limits.max-connections.
-// Raise the soft limit to the hard one, and say when even that is too small.
-void raise_descriptor_limit(const Settings& s)
-{
-    rlimit rl{};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &rl);
-        ::getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    const rlim_t wanted = 2 * static_cast<rlim_t>(s.limits.max_connections) + 64;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < wanted)
-        log_line(LogLine("warning").kv("descriptors", std::to_string(rl.rlim_cur))
-                     .kv("max-connections", std::to_string(s.limits.max_connections))
-                     .kv("detail", "the descriptor limit is below 2 x limits.max-connections; raise it (ulimit -n)")
-                     .str());
 }
 
 // After the listeners and sockets are bound, the gate needs no privilege: it only
@@ -273,7 +253,9 @@ int main(int argc, char** argv)
         // socket, not the default action. (Delivered once io.run() runs.)
         asio::signal_set signals(io, SIGTERM, SIGINT);
         std::signal(SIGPIPE, SIG_IGN);
-        raise_descriptor_limit(s);
+        // Each relayed session holds two descriptors: the client's and smtpd's.
+        if (auto warning = net::raise_descriptor_limit(s.limits.max_connections, 2))
+            log_line(warning->str());
         std::unique_ptr<DeliveryNotices> notices;
         if (!notice_name.empty()) {
             notices = std::make_unique<DeliveryNotices>(io, notice_name);
