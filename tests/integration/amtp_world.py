@@ -81,6 +81,58 @@ def data_prefix(mpc="per/individual"):
     return "" if MPC_PARAMETER[ARGS.frontend] else "AMTP-MPC: %s\r\n" % mpc
 
 
+# --- the front-end's processes ------------------------------------------------------
+# tools/amtp-serve starts a front-end with start_new_session, so its pid is the session
+# id of every process it runs (Exim's children, smtpd's, Haraka's sidecar).
+def session_pids(sid):
+    """The pids of every process in session `sid`."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+            # Fields after the parenthesised command: state ppid pgrp session ...
+            if int(stat[stat.rindex(")") + 2:].split()[3]) == sid:
+                out.append(int(name))
+        except (OSError, ValueError):
+            continue  # the process ended while we looked
+    return out
+
+
+def process_kib(pid, proportional=False):
+    """VmRSS of `pid` in KiB, or with `proportional` its Pss (a page shared by forked
+    processes counted once across them; VmRSS where smaps_rollup cannot be read).
+    None when the process is gone."""
+    try:
+        if proportional:
+            try:
+                with open("/proc/%d/smaps_rollup" % pid) as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            return int(line.split()[1])
+            except OSError:
+                pass
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def session_kib(sid, proportional=False):
+    """{pid: KiB} for every live process of session `sid` (see process_kib)."""
+    out = {}
+    for pid in session_pids(sid):
+        value = process_kib(pid, proportional)
+        if value is not None:
+            out[pid] = value
+    return out
+
+
 def wait_for_port(host, port, proc, seconds=20.0):
     deadline = time.time() + seconds
     while time.time() < deadline:

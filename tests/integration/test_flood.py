@@ -28,7 +28,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from amtp_world import close_world, data_prefix, mail_line, main, open_world  # noqa: E402
+from amtp_world import close_world, data_prefix, mail_line, main, open_world, session_kib  # noqa: E402
 
 WORLD = None
 COMMAND_TIMEOUT = 10          # seconds; the flooder must be gone within both plus slack
@@ -47,40 +47,6 @@ def setUpModule():
 
 def tearDownModule():
     close_world(WORLD)
-
-
-def session_memory(sid):
-    """KiB of proportional resident memory (Pss; VmRSS where smaps_rollup cannot be
-    read) summed over every process of session `sid` (tools/amtp-serve starts the
-    front-end with start_new_session, so sid is its pid)."""
-    total = 0
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-            fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp session ...
-            if int(fields[3]) != sid:
-                continue
-            value = None
-            try:
-                with open("/proc/%s/smaps_rollup" % name) as f:
-                    for line in f:
-                        if line.startswith("Pss:"):
-                            value = int(line.split()[1])
-                            break
-            except OSError:
-                pass
-            if value is None:
-                with open("/proc/%s/status" % name) as f:
-                    for line in f:
-                        if line.startswith("VmRSS:"):
-                            value = int(line.split()[1])
-            total += value or 0
-        except (OSError, ValueError):
-            continue  # the process ended while we looked
-    return total
 
 
 def tcp_established(sock):
@@ -112,7 +78,7 @@ class Flood(unittest.TestCase):
         # any session are not counted as the flood's.
         self.assertTrue(deliver_one("before").startswith("250"))
         time.sleep(1.0)
-        before = session_memory(sid)
+        before = sum(session_kib(sid, proportional=True).values())
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
@@ -148,9 +114,9 @@ class Flood(unittest.TestCase):
                 ended = "connection ended by the front-end: %s" % e
                 break
             if sent >= next_sample:
-                peak = max(peak, session_memory(sid))
+                peak = max(peak, sum(session_kib(sid, proportional=True).values()))
                 next_sample = sent + 4 * 1024 * 1024
-        peak = max(peak, session_memory(sid))
+        peak = max(peak, sum(session_kib(sid, proportional=True).values()))
         growth = peak - before
         print("flood %s: %d MiB sent in %.1f s (%s); memory of the front-end's processes %d -> peak %d KiB (%+d KiB)"
               % (WORLD.frontend, sent // (1024 * 1024), time.time() - start, ended, before, peak, growth),

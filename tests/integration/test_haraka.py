@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import amtp_world  # noqa: E402
-from amtp_world import close_world, main, open_world  # noqa: E402
+from amtp_world import close_world, main, open_world, session_kib, session_pids  # noqa: E402
 
 WORLD = None
 
@@ -206,27 +206,6 @@ class StartTls(unittest.TestCase):
                          "504 5.7.1 Authentication failed: certificate not issued by a trusted CA")
 
 
-def tree_rss_kib(sid):
-    """Resident memory (KiB) of every process in session `sid`: the front-end's tree
-    (tools/amtp-serve starts it with start_new_session, so sid is its pid)."""
-    total = 0
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-            if int(stat[stat.rindex(")") + 2:].split()[3]) != sid:
-                continue
-            with open("/proc/%s/status" % name) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except (OSError, ValueError):
-            continue
-    return total
-
-
 class Backpressure(Base):
     # Bound on the growth of the Haraka tree during the flood; without the plugin's
     # bound on outstanding bytes Haraka grows by hundreds of MiB in these seconds.
@@ -238,7 +217,7 @@ class Backpressure(Base):
         sid = WORLD.frontend_proc.pid
         # Warm up (TLS, the addon, a delivery) so that the growth measured is the flood's.
         self.good_client_is_served()
-        before = tree_rss_kib(sid)
+        before = sum(session_kib(sid).values())
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -263,7 +242,7 @@ class Backpressure(Base):
                     except OSError:
                         closed_by_server = True
                         socks.remove(s)
-                peak = max(peak, tree_rss_kib(sid))
+                peak = max(peak, sum(session_kib(sid).values()))
         finally:
             for s in socks:
                 s.close()
@@ -314,20 +293,14 @@ class NotDoubled(Base):
 def sidecar_pids(sid):
     """The relay sidecar amtpd started by the plugin, in the front-end's session."""
     out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    for pid in session_pids(sid):
         try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-            if int(stat[stat.rindex(")") + 2:].split()[3]) != sid:
-                continue
-            with open("/proc/%s/cmdline" % name, "rb") as f:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
                 cmd = f.read().split(b"\0")
-            if cmd and cmd[0].endswith(b"/amtpd") and any(b"haraka-relay" in c for c in cmd):
-                out.append(int(name))
-        except (OSError, ValueError):
+        except OSError:
             continue
+        if cmd and cmd[0].endswith(b"/amtpd") and any(b"haraka-relay" in c for c in cmd):
+            out.append(pid)
     return out
 
 

@@ -21,7 +21,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from amtp_world import close_world, data_prefix, mail_line, main, open_world  # noqa: E402
+from amtp_world import close_world, data_prefix, mail_line, main, open_world, session_kib  # noqa: E402
 
 WORLD = None
 
@@ -35,27 +35,6 @@ def tearDownModule():
     close_world(WORLD)
 
 
-def session_rss(sid):
-    """{pid: VmRSS KiB} for every process of session `sid` (the front-end's session:
-    tools/amtp-serve starts it with start_new_session, so sid is its pid)."""
-    out = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-            # Fields after the parenthesised command: state ppid pgrp session ...
-            fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[3]) != sid:
-                continue
-            with open("/proc/%s/status" % name) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        out[int(name)] = int(line.split()[1])
-        except (OSError, ValueError):
-            continue  # the process ended while we looked
-    return out
 
 
 class Soak(unittest.TestCase):
@@ -92,12 +71,12 @@ class Soak(unittest.TestCase):
         # (Haraka's V8) finds its working size, which took Node 22 about 30 s of this load
         # (then flat); growth is judged over the rest of the run.
         time.sleep(min(60.0, seconds / 2))
-        start = session_rss(sid)
+        start = session_kib(sid)
         for t in threads:
             t.join(seconds + 120)
         # Spooling MTAs acknowledge first and write the Maildir a moment later.
         found = WORLD.wait_delivered("soak", len(sent), seconds=120.0)
-        end = session_rss(sid)
+        end = session_kib(sid)
         both = sorted(set(start) & set(end))
         start_rss = sum(start[p] for p in both)
         end_rss = sum(end[p] for p in both)
