@@ -217,14 +217,7 @@ bool HeaderScanner::line(std::string_view raw)
         case Field::results_pending:
             // Held before the decision: released with the others if the field is not ours.
             results_raw_ += text;
-            held_.emplace_back(raw);
-            settle_results(false);
-            if (field_ == Field::other) {
-                // Not ours: this line is among the released ones, in its place.
-                released_.pop_back();
-                return true;
-            }
-            return false;
+            return hold_results_line(raw);
         }
         return true;
     }
@@ -246,14 +239,21 @@ bool HeaderScanner::line(std::string_view raw)
     if (!authserv_id_.empty() && iequals(field->name, "Authentication-Results")) {
         field_ = Field::results_pending;
         results_raw_ = std::string(field->value);
-        held_.emplace_back(raw);
-        settle_results(false);
-        if (field_ == Field::other) {
-            released_.pop_back();
-            return true;
-        }
-        return false;
+        return hold_results_line(raw);
     }
+    return true;
+}
+
+// A line of an Authentication-Results field whose authserv-id is not known yet: held
+// until it is. Returns whether the line is kept where it stands (the field turned out
+// not to be ours, so this line is among the released ones, in its place).
+bool HeaderScanner::hold_results_line(std::string_view raw)
+{
+    held_.emplace_back(raw);
+    settle_results(false);
+    if (field_ != Field::other)
+        return false;
+    released_.pop_back();
     return true;
 }
 

@@ -42,6 +42,7 @@ public:
 private:
     enum class Field { other, carrier, results_pending, results_forged };
     void settle_results(bool complete);
+    bool hold_results_line(std::string_view raw);
 
     std::string authserv_id_;
     bool in_header_ = true;
