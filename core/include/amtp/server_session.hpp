@@ -1,7 +1,8 @@
 // The receiving side of one AMTP connection, sans-I/O (nghttp2-style): the host owns
 // the socket, TLS, timers, DNS and storage; the session is fed what happened and says
-// what to do. Every rule of the profile that concerns a server is decided here (or in
-// the pure functions it calls), so amtpd and the adapters cannot disagree.
+// what to do. The session owns the SMTP dialogue (framing, command sequence, limits on
+// what it buffers); every AMTP rule is the rulebook's (rulebook.hpp), which the Exim
+// and Haraka adapters call too, so no front-end can disagree with another.
 //
 // Host loop, in short:
 //   start(tls) -> loop { write take_output(); if wants_tls() handshake then
@@ -11,15 +12,11 @@
 #pragma once
 
 #include "amtp/address.hpp"
-#include "amtp/local_delivery.hpp"
 #include "amtp/log.hpp"
 #include "amtp/message_headers.hpp"
-#include "amtp/mpc.hpp"
-#include "amtp/policy.hpp"
 #include "amtp/reply.hpp"
 #include "amtp/reverse_dns.hpp"
-#include "amtp/settings.hpp"
-#include "amtp/tls_identity.hpp"
+#include "amtp/rulebook.hpp"
 
 #include <chrono>
 #include <ctime>
@@ -30,39 +27,6 @@
 #include <vector>
 
 namespace amtp {
-
-// Shared, immutable configuration of one listener.
-struct ServerConfig {
-    std::string hostname;
-    ListenerKind listener = ListenerKind::public_network;
-    bool starttls = false;                       // profile B1: STARTTLS mode instead of implicit TLS
-    std::vector<std::string> local_domains;      // normalised
-    Limits limits;
-    std::shared_ptr<const Policy> policy;        // null: no site rules (ALLOW */*)
-    // Profile B5, for front-ends whose MTA cannot take MPC= on MAIL: a MAIL without the
-    // parameter is accepted and the value must arrive in an AMTP-MPC header field.
-    bool accept_header_carrier = false;
-    // delivery.recipients for hosts that deliver locally themselves; null: every
-    // recipient of a local domain is accepted (the MTA behind checks them).
-    std::shared_ptr<const LocalRecipients> recipients;
-};
-
-// Builds a ServerConfig for a listener from the shared settings and policy.
-ServerConfig make_server_config(const Settings& settings, std::shared_ptr<const Policy> policy,
-                                ListenerKind listener);
-
-struct TlsInfo {
-    IdentityResult identity;
-    std::string version;                         // "TLSv1.3"
-    std::string cipher;
-};
-
-struct Envelope {
-    std::string sender;                          // "" for the null reverse path
-    std::vector<std::string> recipients;         // local@domain, domain normalised
-    std::vector<bool> local;                     // per recipient: domain is a local domain
-    MpcValue mpc;
-};
 
 // A message ready to be stored: the host writes `trace` + (for final delivery)
 // mpc_field(envelope.mpc) + `message`, durably, then calls delivery_done().
@@ -121,10 +85,10 @@ public:
     static constexpr std::size_t max_pending_input = 64 * 1024;
     std::chrono::seconds current_timeout() const;
 
-    const std::string& id() const { return session_id_; }
-    const std::optional<Identity>& identity() const { return identity_; }
-    const std::string& ehlo_name() const { return ehlo_name_; }
-    bool authenticated() const { return authenticated_; }
+    const std::string& id() const { return facts_.session_id; }
+    const std::optional<Identity>& identity() const { return facts_.identity; }
+    const std::string& ehlo_name() const { return facts_.ehlo_name; }
+    bool authenticated() const { return facts_.authenticated; }
     unsigned messages_accepted() const { return messages_accepted_; }
 
 private:
@@ -135,30 +99,23 @@ private:
     void handle_data_line(std::string_view line, bool crlf);
     void keep_line(std::string_view line);
     void finish_data();
-    void cmd_ehlo(const std::string& argument);
-    void finish_ehlo();
-    // MAIL, RCPT and DATA need a successful EHLO; RCPT and DATA an open transaction,
-    // MAIL none. Refuses (503 5.5.1) and returns false otherwise.
-    bool sequence_allows(bool needs_transaction);
-    void cmd_mail(const std::string& argument);
-    void cmd_rcpt(const std::string& argument);
-    void cmd_data();
+    // MAIL, RCPT and DATA: the dialogue's sequence (an open transaction for RCPT and
+    // DATA, none for MAIL). Refuses (503 5.5.1) and returns false otherwise.
+    bool sequence_allows(std::string_view event, bool needs_transaction);
     void cmd_starttls();
-    void reset_transaction();
     void maybe_shutdown();
     void reply(const Reply& r);
-    void refuse(Reason reason, std::string_view detail = {}, bool counts_as_error = true);
-    void log_decision(std::string_view event, Reason reason, std::string_view extra_key = {},
-                      std::string_view extra_value = {});
-    Reply ehlo_reply() const;
-    std::string trace_fields() const;
-    bool tls_pending() const { return config_->starttls && !tls_.has_value(); }
+    // Writes the verdict's reply and log line; counts its error toward max_errors.
+    void apply(const Verdict& v);
+    void refuse(std::string_view event, Reason reason, std::string_view detail = {}, bool counts_as_error = true);
+    void close_with(Reason reason);
+    void log(const std::string& line);
+    bool tls_pending() const { return config_->starttls && !facts_.tls.has_value(); }
 
     std::shared_ptr<const ServerConfig> config_;
-    IpAddress peer_;
-    std::string session_id_;
+    Rulebook rules_;
+    SessionFacts facts_;
     LogSink log_;
-    std::time_t started_ = 0;
 
     std::string in_;
     std::string out_;
@@ -169,26 +126,14 @@ private:
     unsigned errors_ = 0;
     bool shutdown_requested_ = false;
 
-    std::optional<TlsInfo> tls_;
-    std::optional<Identity> identity_;
     bool lookup_requested_ = false;
     std::optional<IpAddress> lookup_;
-    std::optional<ReverseDnsResult> reverse_;
     bool waiting_dns_ = false;
-    std::string pending_ehlo_;                   // normalised EHLO name awaiting the PTR
-    std::string ehlo_name_;
-    std::string ptr_name_;
-    bool authenticated_ = false;
 
-    // Transaction.
-    bool in_mail_ = false;
-    Envelope envelope_;
-    bool mpc_from_parameter_ = false;
+    // The message being received.
     std::string message_;
-    std::uint64_t message_size_ = 0;
+    MessageFacts message_facts_;
     bool data_too_big_ = false;
-    bool data_line_too_long_ = false;
-    bool data_bare_lf_ = false;
     bool previous_line_crlf_ = true;
     HeaderScanner headers_;
     bool waiting_delivery_ = false;
