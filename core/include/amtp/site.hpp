@@ -1,0 +1,44 @@
+// A site: the shared INI settings with what they name (the policy, the trust store,
+// the local recipients), loaded once and read by every session of every front-end.
+// amtpd, the OpenSMTPD gate, the Exim module and the Haraka addon all load it here, so
+// they trust the same CAs and apply the same policy from the same file.
+#pragma once
+
+#include "amtp/address.hpp"
+#include "amtp/local_delivery.hpp"
+#include "amtp/policy.hpp"
+#include "amtp/rulebook.hpp"
+#include "amtp/settings.hpp"
+#include "amtp/tls_identity.hpp"
+
+#include <memory>
+#include <string>
+
+namespace amtp {
+
+// The trust a site's listeners apply: public CAs for public listeners; private CAs and
+// the policy's private networks (with their pinned certificates) for private ones.
+TrustOptions trust_options(const Settings& settings, const std::vector<PrivateNetwork>& private_networks);
+
+struct Site {
+    Settings settings;
+    std::shared_ptr<const Policy> policy;               // an empty Policy without policy.file
+    std::shared_ptr<const TrustStore> trust;
+    std::shared_ptr<const ServerConfig> public_config;
+    std::shared_ptr<const ServerConfig> private_config;
+
+    // Throws ConfigError (file, line, key) when the settings, the policy, a CA file or
+    // the recipients list is unusable.
+    static std::shared_ptr<const Site> load(Settings settings);
+    static std::shared_ptr<const Site> load(const std::string& config_file);
+
+    // Which rules the listener at local address:port applies: private for a
+    // listen.private endpoint, public otherwise (the safe default).
+    ListenerKind listener(const IpAddress& local, unsigned port) const;
+    const std::shared_ptr<const ServerConfig>& config(ListenerKind kind) const
+    {
+        return kind == ListenerKind::private_network ? private_config : public_config;
+    }
+};
+
+} // namespace amtp
