@@ -85,22 +85,6 @@ bool valid_domain(std::string_view d)
     return label > 0 && d.back() != '-';
 }
 
-// A local part becomes one directory name: it must stay one (no "/"), must not be
-// "." or ".." or hidden (leading "."), and must not carry control characters that
-// would make the file system confusing to operate. 255 is NAME_MAX on every Linux
-// file system we deliver to; a longer name could never be stored.
-bool valid_local_part(std::string_view l)
-{
-    if (l.empty() || l.size() > 255 || l.front() == '.' || l.find("..") != std::string_view::npos)
-        return false;
-    for (const char ch : l) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c == '/' || c < 0x20 || c == 0x7f)
-            return false;
-    }
-    return true;
-}
-
 // Opens (creating when missing) directory `name` below `parent`. A newly created
 // directory is only durable once its parent's entry is, hence the fsync of the parent.
 int open_subdir(int parent, const std::string& name, UniqueFd& out)
@@ -162,12 +146,28 @@ std::string maildir_unique_name(std::string_view hostname)
     return head + host;
 }
 
+// A local part becomes one directory name: it must stay one (no "/"), must not be
+// "." or ".." or hidden (leading "."), and must not carry control characters that
+// would make the file system confusing to operate. 255 is NAME_MAX on every Linux
+// file system we deliver to; a longer name could never be stored.
+bool valid_maildir_local_part(std::string_view l)
+{
+    if (l.empty() || l.size() > 255 || l.front() == '.' || l.find("..") != std::string_view::npos)
+        return false;
+    for (const char ch : l) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c == '/' || c < 0x20 || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 MailboxLookup find_maildir(const std::string& root, std::string_view domain, std::string_view local_part)
 {
     const std::string dom = folded(domain);
     const std::string local = folded(local_part);
     MailboxLookup out;
-    if (!valid_domain(dom) || !valid_local_part(local)) {
+    if (!valid_domain(dom) || !valid_maildir_local_part(local)) {
         out.state = MailboxState::invalid_name;
         return out;
     }
@@ -207,7 +207,7 @@ StoreResult store_in_maildir(const std::string& root, std::string_view domain, s
     const std::string local = folded(local_part);
     if (!valid_domain(dom))
         return refused("invalid mail domain for delivery");
-    if (!valid_local_part(local))
+    if (!valid_maildir_local_part(local))
         return refused("local part cannot be a mailbox name");
 
     // The root is configuration and must exist: creating it would hide an unmounted

@@ -13,23 +13,26 @@ TrustOptions trust_options(const Settings& s, const std::vector<PrivateNetwork>&
     return t;
 }
 
-std::shared_ptr<const Site> Site::load(Settings settings)
+std::shared_ptr<const Site> Site::load(Settings settings, MpcCarrier carrier)
 {
     auto site = std::make_shared<Site>();
     site->settings = std::move(settings);
     const Settings& s = site->settings;
     site->policy = std::make_shared<const Policy>(s.policy.file.empty() ? Policy{} : Policy::load_file(s.policy.file));
     site->trust = TrustStore::load(trust_options(s, site->policy->private_networks));
-    site->public_config =
-        std::make_shared<const ServerConfig>(make_server_config(s, site->policy, ListenerKind::public_network));
-    site->private_config =
-        std::make_shared<const ServerConfig>(make_server_config(s, site->policy, ListenerKind::private_network));
+    for (const auto kind : {ListenerKind::public_network, ListenerKind::private_network}) {
+        ServerConfig c = make_server_config(s, site->policy, kind);
+        if (carrier == MpcCarrier::header_only)
+            c.accept_header_carrier = true;
+        (kind == ListenerKind::public_network ? site->public_config : site->private_config) =
+            std::make_shared<const ServerConfig>(std::move(c));
+    }
     return site;
 }
 
-std::shared_ptr<const Site> Site::load(const std::string& config_file)
+std::shared_ptr<const Site> Site::load(const std::string& config_file, MpcCarrier carrier)
 {
-    return load(load_settings(config_file));
+    return load(load_settings(config_file), carrier);
 }
 
 ListenerKind Site::listener(const IpAddress& local, unsigned port) const

@@ -1,5 +1,5 @@
 // The Exim adapter's argument handling: the ${dlfunc} entry points' argument readers
-// and the decisions they call (plugins/exim/src/arguments.cpp, decisions.cpp,
+// and the decisions they call (plugins/exim/src/arguments.cpp, acl_stages.cpp,
 // client.cpp), on argument vectors of any content. The entry points themselves
 // (dlfunc.cpp) need Exim's local_scan.h and its functions (string_copy, log_write),
 // which exist only inside the exim4 binary; they only turn argv into strings, call
@@ -11,7 +11,7 @@
 // cannot occur in them; the last may end at the input's end).
 //   % 10: 0 amtp_cert {depth}{base64}; 1 amtp_ehlo {command}{peer}{local}{port}{tls}
 //   {base64}{PTR answer: first byte n/t/else answer, then names, comma-separated};
-//   2 amtp_mail {tls}{sender}; 3 amtp_rcpt {recipient}; 4 amtp_data {headers}
+//   2 amtp_mail {command}; 3 amtp_rcpt {command}; 4 amtp_data {headers}
 //   {recipients}{sender}{version}{cipher}; 5 amtp_trace {field}; 6 amtp_local_part
 //   {local part}; 7 amtp_route {domain}{SRV targets "name port,..."}{addresses};
 //   then amtp_target {address}{port}; 8 amtp_outgoing_mpc {header}{sender};
@@ -54,13 +54,13 @@ namespace {
 const char* const pinned_sha256 = "a0541a1ea4470014ad652e9e8ea02733f9178a8a537dd55841da5ca2c6b27987";
 const std::time_t now = 1800000000;
 
-std::shared_ptr<const SiteConfig> make_site()
+std::shared_ptr<const Site> make_site()
 {
-    auto site = std::make_shared<SiteConfig>();
-    site->path = "fuzz.ini";
+    auto site = std::make_shared<Site>();
     site->settings.hostname = "mx.b.test";
     site->settings.listen.private_endpoints = {*Endpoint::parse("127.0.0.3:2687")};
     site->settings.delivery.local_domains = {"b.test"};
+    site->settings.delivery.recipients = "any";
     site->policy = std::make_shared<const Policy>(Policy::load_string(
         "<amtp-policy><advertise><deny mpc=\"*/optout\"/></advertise>"
         "<recipient address=\"nocom@b.test\"><deny mpc=\"com/*\"/></recipient>"
@@ -72,6 +72,12 @@ std::shared_ptr<const SiteConfig> make_site()
     network.pins.push_back({pinned_sha256, {*IpNetwork::parse("10.0.0.0/8")}});
     trust.private_networks.push_back(network);
     site->trust = TrustStore::load(trust);
+    for (const auto kind : {ListenerKind::public_network, ListenerKind::private_network}) {
+        ServerConfig c = make_server_config(site->settings, site->policy, kind);
+        c.accept_header_carrier = true;   // as Site::load(..., MpcCarrier::header_only)
+        (kind == ListenerKind::public_network ? site->public_config : site->private_config) =
+            std::make_shared<const ServerConfig>(std::move(c));
+    }
     return site;
 }
 
@@ -146,11 +152,11 @@ Route route(const Arguments& args)
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
-    static const std::shared_ptr<const SiteConfig> site = make_site();
+    static const std::shared_ptr<const Site> site = make_site();
 
     fuzz::Input in(data, size);
     Connection c;
-    c.id = "exim-fuzz";
+    c.facts.session_id = "exim-fuzz";
     std::vector<Route::Hop> hops;
     std::vector<std::string> server_chain;
     bool ehlo_passed = false;
@@ -189,38 +195,38 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         case 1: {
             const EhloInput ehlo = ehlo_input(args, now);
             FUZZ_CHECK(ehlo.leaf_der.size() <= padded[6].size());
-            const Decision d = decide_ehlo(*site, c, ehlo, [&](const IpAddress&) { return ptr_answer(padded[7]); });
+            const Decision d = acl_ehlo(*site, c, ehlo, [&](const IpAddress&) { return ptr_answer(padded[7]); });
             check_decision(d);
-            ehlo_passed = d.reply.code == 250 && ehlo.tls_active && c.authenticated;
-            FUZZ_CHECK(c.authenticated == (d.reply.code == 250 && ehlo.tls_active));
-            if (c.authenticated) {
-                FUZZ_CHECK(c.identity && !c.ehlo_name.empty());
-                FUZZ_CHECK(normalize_host_name(c.ehlo_name) == c.ehlo_name);
+            ehlo_passed = d.reply.code == 250 && ehlo.tls_active && c.facts.authenticated;
+            FUZZ_CHECK(c.facts.authenticated == (d.reply.code == 250 && ehlo.tls_active));
+            if (c.facts.authenticated) {
+                FUZZ_CHECK(c.facts.identity && !c.facts.ehlo_name.empty());
+                FUZZ_CHECK(normalize_host_name(c.facts.ehlo_name) == c.facts.ehlo_name);
             }
             break;
         }
         case 2: {
-            const bool tls = !padded[1].empty();
-            const Decision d = decide_mail(*site, c, tls, padded[2]);
+            const Decision d = acl_mail(*site, c, padded[1]);
             check_decision(d);
-            FUZZ_CHECK((d.reply.code == 250) == (tls && ehlo_passed));
+            if (d.reply.code == 250)
+                FUZZ_CHECK(ehlo_passed && c.facts.in_mail);
             break;
         }
         case 3: {
-            const Decision d = decide_rcpt(*site, c, padded[1]);
+            const Decision d = acl_rcpt(*site, c, padded[1]);
             check_decision(d);
             if (d.reply.code == 250) {
-                FUZZ_CHECK(ehlo_passed);
-                const auto box = parse_mailbox(padded[1]);
+                FUZZ_CHECK(ehlo_passed && !c.facts.envelope.recipients.empty());
+                const auto box = parse_mailbox(c.facts.envelope.recipients.back());
                 FUZZ_CHECK(box);
-                if (c.listener == ListenerKind::public_network)
-                    FUZZ_CHECK(site->is_local_domain(box->domain));
+                if (c.facts.listener == ListenerKind::public_network)
+                    FUZZ_CHECK(site->public_config->is_local_domain(box->domain));
             }
             break;
         }
         case 4: {
             const DataInput data_in = data_input(args, now);
-            const Decision d = decide_data(*site, c, data_in);
+            const Decision d = acl_data(*site, c, data_in);
             check_decision(d);
             if (d.reply.code == 250) {
                 FUZZ_CHECK(ehlo_passed && c.mpc);

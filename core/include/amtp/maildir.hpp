@@ -23,6 +23,10 @@ struct StoreResult {
 StoreResult store_in_maildir(const std::string& root, std::string_view domain, std::string_view local_part,
                              const std::vector<std::string_view>& parts);
 
+// Whether a (case-folded) local part can be one Maildir directory name: not "/",
+// "..", a leading dot or control characters, at most 255 octets.
+bool valid_maildir_local_part(std::string_view local_part);
+
 // Whether <root>/<domain>/<local-part> is an existing mailbox directory, with the same
 // case folding and name rules as store_in_maildir. A missing root (an unmounted mail
 // volume) or something other than a directory under the mailbox's name (delivery

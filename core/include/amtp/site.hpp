@@ -20,6 +20,11 @@ namespace amtp {
 // the policy's private networks (with their pinned certificates) for private ones.
 TrustOptions trust_options(const Settings& settings, const std::vector<PrivateNetwork>& private_networks);
 
+// What the MTA in front lets reach the core: MPC= on MAIL (amtpd, OpenSMTPD, Haraka),
+// or only the AMTP-MPC header carrier, profile B5 (Exim refuses unknown MAIL
+// parameters before any ACL runs), whatever listen.header-carrier says.
+enum class MpcCarrier { parameter, header_only };
+
 struct Site {
     Settings settings;
     std::shared_ptr<const Policy> policy;               // an empty Policy without policy.file
@@ -29,8 +34,9 @@ struct Site {
 
     // Throws ConfigError (file, line, key) when the settings, the policy, a CA file or
     // the recipients list is unusable.
-    static std::shared_ptr<const Site> load(Settings settings);
-    static std::shared_ptr<const Site> load(const std::string& config_file);
+    static std::shared_ptr<const Site> load(Settings settings, MpcCarrier carrier = MpcCarrier::parameter);
+    static std::shared_ptr<const Site> load(const std::string& config_file,
+                                            MpcCarrier carrier = MpcCarrier::parameter);
 
     // Which rules the listener at local address:port applies: private for a
     // listen.private endpoint, public otherwise (the safe default).

@@ -50,7 +50,7 @@ std::string hop_target(const std::vector<Route::Hop>& hops, const IpAddress& add
     return {};
 }
 
-IdentityResult check_server(const SiteConfig& site, const std::vector<std::string>& der_chain,
+IdentityResult check_server(const Site& site, const std::vector<std::string>& der_chain,
                             std::string_view target, std::time_t now)
 {
     X509StackPtr chain(sk_X509_new_null());
@@ -63,24 +63,10 @@ IdentityResult check_server(const SiteConfig& site, const std::vector<std::strin
     return site.trust->verify_server(chain.get(), target, now);
 }
 
-std::string outgoing_mpc(const SiteConfig& site, std::string_view mpc_header, std::string_view sender)
+std::string outgoing_mpc(const Site& site, std::string_view mpc_header, std::string_view sender)
 {
-    std::string trimmed(mpc_header);
-    while (!trimmed.empty() && (trimmed.back() == ' ' || trimmed.back() == '\t' || trimmed.back() == '\n'))
-        trimmed.pop_back();
-    while (!trimmed.empty() && (trimmed.front() == ' ' || trimmed.front() == '\t'))
-        trimmed.erase(0, 1);
-    if (!trimmed.empty()) {
-        // No MTA may rewrite an MPC value; an invalid one is not sent on (draft s5.2).
-        const MpcParseResult parsed = parse_mpc(trimmed);
-        return parsed.value ? parsed.value->str() : std::string();
-    }
-    if (sender.empty())
-        return "net/autoresponse"; // bounces (draft s6)
-    if (site.policy)
-        if (const auto bound = site.policy->sender_mpc(sender))
-            return bound->str();
-    return {};
+    const OutgoingMpc mpc = amtp::outgoing_mpc(site.policy.get(), mpc_header, sender);
+    return mpc.value ? mpc.value->str() : std::string();
 }
 
 } // namespace amtp::exim

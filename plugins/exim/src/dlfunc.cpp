@@ -1,5 +1,5 @@
 // Exim's side of the adapter: the ${dlfunc} entry points the ACLs call. Each one reads
-// its expanded arguments, asks exim_module.hpp's decisions (the core's rules), writes
+// its expanded arguments, asks exim_module.hpp's stages (the core's rulebook), writes
 // one log line through Exim's log_write and returns a verdict string. Per the dlfunc
 // rules every entry point returns OK with a string: a non-OK return would show the
 // client only "451 Temporary local problem", so the ACL branches on the verdict's
@@ -32,8 +32,8 @@ using namespace amtp::exim;
 // option it expands for every connection); each forked reception process inherits it
 // and keeps its own Connection and resolver.
 struct ProcessState {
-    std::shared_ptr<const SiteConfig> site;
-    std::string site_path;
+    std::shared_ptr<const Site> site;
+    std::string site_path;                 // the file it was loaded from
     std::string site_error;
     Connection connection;
     std::vector<Route::Hop> hops;          // client side: where the router sent domains
@@ -76,13 +76,13 @@ void log_line(const std::string& line)
 }
 
 // Loads the configuration once per process (in the daemon, if amtp_init ran there).
-const SiteConfig* site(const char* path)
+const Site* site(const char* path)
 {
     ProcessState& s = state();
     if (s.site && s.site_path == path)
         return s.site.get();
     try {
-        s.site = SiteConfig::load(path);
+        s.site = Site::load(path, MpcCarrier::header_only);
         s.site_path = path;
         s.site_error.clear();
         LogLine line("init");
@@ -106,13 +106,13 @@ Connection& connection()
     if (s.connection.pid != pid) {
         s.connection = Connection{};
         s.connection.pid = pid;
-        s.connection.id = "exim-" + std::to_string(static_cast<long long>(std::time(nullptr))) + "-" +
+        s.connection.facts.session_id = "exim-" + std::to_string(static_cast<long long>(std::time(nullptr))) + "-" +
                           std::to_string(static_cast<long long>(pid));
     }
     return s.connection;
 }
 
-Resolver& resolver(const SiteConfig& site)
+Resolver& resolver(const Site& site)
 {
     ProcessState& s = state();
     if (!s.resolver)
@@ -179,7 +179,7 @@ extern "C" {
 AMTP_EXIM_ENTRY amtp_init(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {
-        const SiteConfig* s = site(arg(argc, argv, 0).c_str());
+        const Site* s = site(arg(argc, argv, 0).c_str());
         // An empty result means "no limit" to Exim; an unusable configuration is
         // reported by every ACL call instead.
         return yield_string(yield, s ? std::to_string(s->settings.limits.max_connections_per_ip) : std::string());
@@ -203,37 +203,37 @@ AMTP_EXIM_ENTRY amtp_cert(uschar** yield, int argc, uschar* argv[])
 AMTP_EXIM_ENTRY amtp_ehlo(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {
-        const SiteConfig* s = site(arg(argc, argv, 0).c_str());
+        const Site* s = site(arg(argc, argv, 0).c_str());
         if (!s)
             return unavailable(yield, state().site_error);
         const EhloInput in = ehlo_input(arguments(argc, argv), std::time(nullptr));
-        const SiteConfig& site_ref = *s;
+        const Site& site_ref = *s;
         auto lookup = [&site_ref](const IpAddress& a) {
             return lookup_client_names_blocking(resolver(site_ref), a, site_ref.settings.dns.forward_confirm);
         };
-        return verdict(yield, decide_ehlo(*s, connection(), in, lookup));
+        return verdict(yield, acl_ehlo(*s, connection(), in, lookup));
     });
 }
 
-// acl_smtp_mail: ${dlfunc{SO}{amtp_mail}{CONFIG}{$tls_in_cipher}{$sender_address}}
+// acl_smtp_mail: ${dlfunc{SO}{amtp_mail}{CONFIG}{$smtp_command}}
 AMTP_EXIM_ENTRY amtp_mail(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {
-        const SiteConfig* s = site(arg(argc, argv, 0).c_str());
+        const Site* s = site(arg(argc, argv, 0).c_str());
         if (!s)
             return unavailable(yield, state().site_error);
-        return verdict(yield, decide_mail(*s, connection(), !arg(argc, argv, 1).empty(), arg(argc, argv, 2)));
+        return verdict(yield, acl_mail(*s, connection(), arg(argc, argv, 1)));
     });
 }
 
-// acl_smtp_rcpt: ${dlfunc{SO}{amtp_rcpt}{CONFIG}{$local_part@$domain}}
+// acl_smtp_rcpt: ${dlfunc{SO}{amtp_rcpt}{CONFIG}{$smtp_command}}
 AMTP_EXIM_ENTRY amtp_rcpt(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {
-        const SiteConfig* s = site(arg(argc, argv, 0).c_str());
+        const Site* s = site(arg(argc, argv, 0).c_str());
         if (!s)
             return unavailable(yield, state().site_error);
-        return verdict(yield, decide_rcpt(*s, connection(), arg(argc, argv, 1)));
+        return verdict(yield, acl_rcpt(*s, connection(), arg(argc, argv, 1)));
     });
 }
 
@@ -242,10 +242,10 @@ AMTP_EXIM_ENTRY amtp_rcpt(uschar** yield, int argc, uschar* argv[])
 AMTP_EXIM_ENTRY amtp_data(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {
-        const SiteConfig* s = site(arg(argc, argv, 0).c_str());
+        const Site* s = site(arg(argc, argv, 0).c_str());
         if (!s)
             return unavailable(yield, state().site_error);
-        return verdict(yield, decide_data(*s, connection(), data_input(arguments(argc, argv), std::time(nullptr))));
+        return verdict(yield, acl_data(*s, connection(), data_input(arguments(argc, argv), std::time(nullptr))));
     });
 }
 
@@ -287,7 +287,7 @@ AMTP_EXIM_ENTRY amtp_local_part(uschar** yield, int argc, uschar* argv[])
 AMTP_EXIM_ENTRY amtp_route(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&]() -> int {
-        const SiteConfig* s = site(arg(argc, argv, 0).c_str());
+        const Site* s = site(arg(argc, argv, 0).c_str());
         if (!s) {
             *yield = string_copy(reinterpret_cast<const uschar*>("amtp: configuration unusable"));
             return ERROR;
@@ -334,7 +334,7 @@ AMTP_EXIM_ENTRY amtp_target(uschar** yield, int argc, uschar* argv[])
 AMTP_EXIM_ENTRY amtp_server_cert(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {
-        const SiteConfig* s = site(arg(argc, argv, 0).c_str());
+        const Site* s = site(arg(argc, argv, 0).c_str());
         if (!s)
             return yield_string(yield, "configuration unusable");
         const auto ip = IpAddress::parse(arg(argc, argv, 1));
@@ -369,7 +369,7 @@ AMTP_EXIM_ENTRY amtp_server_cert(uschar** yield, int argc, uschar* argv[])
 AMTP_EXIM_ENTRY amtp_outgoing_mpc(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {
-        const SiteConfig* s = site(arg(argc, argv, 0).c_str());
+        const Site* s = site(arg(argc, argv, 0).c_str());
         if (!s)
             return yield_string(yield, ""); // no value: the server refuses (555), nothing is guessed
         return yield_string(yield, outgoing_mpc(*s, arg(argc, argv, 1), arg(argc, argv, 2)));

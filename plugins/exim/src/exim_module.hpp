@@ -1,19 +1,18 @@
-// The Exim adapter's model of one Exim process: the site configuration (loaded once,
-// in the daemon, and inherited by every forked reception process) and the state of
-// the one SMTP connection such a process serves. Nothing here includes Exim's
-// headers: dlfunc.cpp translates Exim's hooks into these calls, so the decisions can
-// be exercised without Exim. Every decision is the core's (reply_for, TrustStore,
-// check_ptr, parse_mpc, Policy, HeaderScanner, trace_headers).
+// The Exim adapter's model of one Exim process: the site (amtp::Site, loaded once in
+// the daemon and inherited by every forked reception process) and the state of the one
+// SMTP connection such a process serves. Nothing here includes Exim's headers:
+// dlfunc.cpp translates Exim's hooks into these calls, so they can be exercised
+// without Exim. Every decision is the core rulebook's (rulebook.hpp): the calls below
+// only translate what Exim's ACLs know into the rulebook's stages and back.
 #pragma once
 
 #include "amtp/address.hpp"
 #include "amtp/mpc.hpp"
-#include "amtp/policy.hpp"
 #include "amtp/reply.hpp"
 #include "amtp/resolver.hpp"
 #include "amtp/reverse_dns.hpp"
-#include "amtp/local_delivery.hpp"
-#include "amtp/settings.hpp"
+#include "amtp/rulebook.hpp"
+#include "amtp/site.hpp"
 #include "amtp/tls_identity.hpp"
 
 #include <cstdint>
@@ -28,38 +27,16 @@
 
 namespace amtp::exim {
 
-// The shared INI file, its policy and the trust store: immutable after load.
-struct SiteConfig {
-    std::string path;
-    Settings settings;
-    std::shared_ptr<const Policy> policy;      // null: no policy.file (ALLOW */*)
-    std::shared_ptr<const TrustStore> trust;
-    std::shared_ptr<const LocalRecipients> recipients; // delivery.recipients; null: no check
-
-    // Throws ConfigError (settings, policy or CA files unusable).
-    static std::shared_ptr<const SiteConfig> load(const std::string& path);
-
-    // Which rules the listener at local address:port applies: private for a
-    // listen.private endpoint, public otherwise (the safe default).
-    ListenerKind listener(const IpAddress& local, unsigned port) const;
-    bool is_local_domain(std::string_view domain) const;
-};
-
-// What the module knows about the connection its process serves.
+// What the module knows about the connection its process serves: the session's facts
+// as the core's rulebook keeps them, plus what only Exim's hooks bring.
 struct Connection {
     pid_t pid = 0;                             // the process it belongs to (reset after fork)
-    std::string id;                            // session id for log lines and trace fields
     std::vector<std::string> chain;            // DER certificates from tls:cert events, leaf first
-    std::optional<Identity> identity;
-    ListenerKind listener = ListenerKind::public_network;
-    IpAddress peer;
-    bool authenticated = false;
-    std::string ehlo_name;
-    std::string ptr_name;                      // empty on private listeners (PTR skipped)
-    std::optional<ReverseDnsResult> reverse;   // kept for the session, except a temporary failure
-    // The message being judged at DATA.
+    SessionFacts facts;                        // facts.session_id names it in logs and trace fields
+    unsigned messages = 0;                     // accepted so far (the message id's suffix)
+    // The message accepted at DATA: its MPC, and the fields to prepend, each one header
+    // field with LF line ends.
     std::optional<MpcValue> mpc;
-    // The fields to prepend on acceptance, each one header field with LF line ends.
     std::string received;
     std::string authentication_results;
     std::string mpc_field;
@@ -91,17 +68,16 @@ struct EhloInput {
     std::time_t now = 0;
 };
 
-// HELO/EHLO: helo_refused, ehlo_syntax, certificate refusals, ehlo_not_in_cert, then
-// (public listeners) the PTR through `lookup` (called at most once per session unless
-// the last answer was temporary). STARTTLS mode's plaintext EHLO passes unchecked.
+// HELO/EHLO: the chain GnuTLS received verified by the site's trust store, then the
+// rulebook's EHLO stage; its PTR through `lookup` (called at most once per session
+// unless the last answer was temporary).
 using PtrLookup = std::function<ReverseDnsResult(const IpAddress&)>;
-Decision decide_ehlo(const SiteConfig& site, Connection& c, const EhloInput& in, const PtrLookup& lookup);
+Decision acl_ehlo(const Site& site, Connection& c, const EhloInput& in, const PtrLookup& lookup);
 
-// MAIL: TLS first (tls_required), then a successful EHLO (ehlo_first).
-Decision decide_mail(const SiteConfig& site, Connection& c, bool tls_active, std::string_view sender);
-
-// RCPT: syntax (bad_recipient) and, on a public listener, local domains only (relay_denied).
-Decision decide_rcpt(const SiteConfig& site, Connection& c, std::string_view recipient);
+// MAIL and RCPT: the whole command as Exim received it ($smtp_command), judged by the
+// rulebook's MAIL and RCPT stages (Exim has applied its own command sequence).
+Decision acl_mail(const Site& site, Connection& c, std::string_view command);
+Decision acl_rcpt(const Site& site, Connection& c, std::string_view command);
 
 struct DataInput {
     std::string headers;                       // $message_headers_raw: LF-separated lines
@@ -112,11 +88,10 @@ struct DataInput {
     std::time_t now = 0;
 };
 
-// End of DATA, profile B5: a pre-existing MPC field, then the AMTP-MPC carrier (one,
-// well-formed, defined), then the declarations and every recipient's rules. On
-// acceptance c.received, c.authentication_results and c.mpc_field hold the fields to
-// prepend and c.mpc the value.
-Decision decide_data(const SiteConfig& site, Connection& c, const DataInput& in);
+// End of DATA: the header scanned by the core, the rulebook's end-of-message stage
+// (Exim has checked size and line ends itself). On acceptance c.received,
+// c.authentication_results and c.mpc_field hold the fields to prepend and c.mpc the value.
+Decision acl_data(const Site& site, Connection& c, const DataInput& in);
 
 // --- Exim as an AMTP client (router + smtp transport) -------------------------------
 
@@ -142,13 +117,12 @@ std::string hop_target(const std::vector<Route::Hop>& hops, const IpAddress& add
 
 // The server certificate chain (DER, leaf first) checked against the SRV target:
 // Reason::none, server_name_mismatch or server_cert_invalid (the core's verify_server).
-IdentityResult check_server(const SiteConfig& site, const std::vector<std::string>& der_chain,
+IdentityResult check_server(const Site& site, const std::vector<std::string>& der_chain,
                             std::string_view target, std::time_t now);
 
-// The MPC an outgoing message carries (profile B5 carrier, draft s6): the MPC field
-// written when it was received here, else the value bound to the sender in the
-// policy, else net/autoresponse for a bounce (null sender); empty when none.
-std::string outgoing_mpc(const SiteConfig& site, std::string_view mpc_header, std::string_view sender);
+// The MPC an outgoing message carries (the core's outgoing_mpc) over the MPC field
+// written when it was received here; empty when none.
+std::string outgoing_mpc(const Site& site, std::string_view mpc_header, std::string_view sender);
 
 // "a@b, c@d" ($recipients) as a list.
 std::vector<std::string> split_recipients(std::string_view list);

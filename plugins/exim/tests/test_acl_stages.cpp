@@ -1,5 +1,5 @@
-// The Exim adapter's decisions, without Exim: each ACL verdict must be the core's reply
-// for the rule (so Exim answers as amtpd does). Real certificates from the test PKI,
+// The Exim adapter's ACL stages, without Exim: each ACL verdict must be the core's
+// reply for the rule (so Exim answers as amtpd does). Real certificates from the test PKI,
 // real policy and settings files; the PTR answer is handed in as the value a resolver
 // would return (as the core's own session tests do).
 #include "exim_module.hpp"
@@ -31,9 +31,9 @@ std::string write_file(const std::string& name, const std::string& text)
     return path;
 }
 
-std::shared_ptr<const SiteConfig> site()
+std::shared_ptr<const Site> site()
 {
-    static std::shared_ptr<const SiteConfig> s = [] {
+    static std::shared_ptr<const Site> s = [] {
         const std::string policy = write_file("policy.xml", R"(<amtp-policy>
   <advertise> <deny mpc="*/optout"/> </advertise>
   <recipient address="nocom@b.test"> <deny mpc="com/*"/> </recipient>
@@ -48,7 +48,7 @@ std::shared_ptr<const SiteConfig> site()
                                                         "\n[delivery]\nlocal-domain = b.test\nrecipients = file:" +
                                                         write_file("users", "bob@b.test\nnocom@b.test\n") +
                                                         "\n[policy]\nfile = " + policy + "\n");
-        return SiteConfig::load(ini);
+        return Site::load(ini, MpcCarrier::header_only);
     }();
     return s;
 }
@@ -97,7 +97,7 @@ Connection authenticated()
 {
     Connection c;
     events_for(c, "client");
-    const Decision d = decide_ehlo(*site(), c, ehlo("EHLO mx.a.test"), answers(ptr_answer({"mx.a.test"})));
+    const Decision d = acl_ehlo(*site(), c, ehlo("EHLO mx.a.test"), answers(ptr_answer({"mx.a.test"})));
     REQUIRE(d.reply.code == 250);
     return c;
 }
@@ -118,7 +118,7 @@ DataInput data(const std::string& headers, std::vector<std::string> rcpts = {"bo
 TEST_CASE("Exim: HELO is refused with 504 5.5.1, the core's reply")
 {
     Connection c;
-    const Decision d = decide_ehlo(*site(), c, ehlo("HELO mx.a.test"), answers(ptr_answer({})));
+    const Decision d = acl_ehlo(*site(), c, ehlo("HELO mx.a.test"), answers(ptr_answer({})));
     CHECK(acl_text(d.reply) == acl_text(reply_for(Reason::helo_refused)));
     CHECK(acl_text(d.reply).rfind("504 5.5.1 ", 0) == 0);
     CHECK(d.log.find("reason=helo_refused") != std::string::npos);
@@ -128,19 +128,19 @@ TEST_CASE("Exim: EHLO bound to certificate and PTR is accepted")
 {
     Connection c;
     events_for(c, "client");
-    const Decision d = decide_ehlo(*site(), c, ehlo("EHLO mx.a.test"), answers(ptr_answer({"mx.a.test"})));
+    const Decision d = acl_ehlo(*site(), c, ehlo("EHLO mx.a.test"), answers(ptr_answer({"mx.a.test"})));
     CHECK(d.reply.code == 250);
-    CHECK(c.authenticated);
-    CHECK(c.ptr_name == "mx.a.test");
+    CHECK(c.facts.authenticated);
+    CHECK(c.facts.ptr_name == "mx.a.test");
 }
 
 TEST_CASE("Exim: the chain from tls:cert events verifies, the leaf alone does not reach the root")
 {
     Connection c;
-    Decision d = decide_ehlo(*site(), c, ehlo("EHLO mx.a.test"), answers(ptr_answer({"mx.a.test"})));
+    Decision d = acl_ehlo(*site(), c, ehlo("EHLO mx.a.test"), answers(ptr_answer({"mx.a.test"})));
     CHECK(d.reply.reason == Reason::untrusted_issuer);
     events_for(c, "client");
-    d = decide_ehlo(*site(), c, ehlo("EHLO mx.a.test"), answers(ptr_answer({"mx.a.test"})));
+    d = acl_ehlo(*site(), c, ehlo("EHLO mx.a.test"), answers(ptr_answer({"mx.a.test"})));
     CHECK(d.reply.code == 250);
 }
 
@@ -148,7 +148,7 @@ TEST_CASE("Exim: a chain recorded for another leaf is not used")
 {
     Connection c;
     events_for(c, "expired");
-    const Decision d = decide_ehlo(*site(), c, ehlo("EHLO mx.a.test"), answers(ptr_answer({"mx.a.test"})));
+    const Decision d = acl_ehlo(*site(), c, ehlo("EHLO mx.a.test"), answers(ptr_answer({"mx.a.test"})));
     CHECK(d.reply.reason == Reason::untrusted_issuer);
 }
 
@@ -156,9 +156,9 @@ TEST_CASE("Exim: EHLO name not in the certificate is 504 5.7.1 ehlo_not_in_cert"
 {
     Connection c;
     events_for(c, "client");
-    const Decision d = decide_ehlo(*site(), c, ehlo("EHLO other.a.test"), answers(ptr_answer({"other.a.test"})));
+    const Decision d = acl_ehlo(*site(), c, ehlo("EHLO other.a.test"), answers(ptr_answer({"other.a.test"})));
     CHECK(acl_text(d.reply) == "504 5.7.1 Authentication failed: EHLO name not in client certificate");
-    CHECK_FALSE(c.authenticated);
+    CHECK_FALSE(c.facts.authenticated);
 }
 
 TEST_CASE("Exim: no client certificate is 504 5.7.1 no_client_cert")
@@ -166,7 +166,7 @@ TEST_CASE("Exim: no client certificate is 504 5.7.1 no_client_cert")
     Connection c;
     EhloInput in = ehlo("EHLO mx.a.test");
     in.leaf_der.clear();
-    const Decision d = decide_ehlo(*site(), c, in, answers(ptr_answer({"mx.a.test"})));
+    const Decision d = acl_ehlo(*site(), c, in, answers(ptr_answer({"mx.a.test"})));
     CHECK(acl_text(d.reply) == acl_text(reply_for(Reason::no_client_cert)));
 }
 
@@ -174,14 +174,14 @@ TEST_CASE("Exim: PTR mismatch is 504 5.7.1 and a temporary DNS failure 451 4.4.3
 {
     Connection c;
     events_for(c, "client");
-    Decision d = decide_ehlo(*site(), c, ehlo("EHLO mx.a.test"), answers(ptr_answer({"other.a.test"})));
+    Decision d = acl_ehlo(*site(), c, ehlo("EHLO mx.a.test"), answers(ptr_answer({"other.a.test"})));
     CHECK(d.reply.reason == Reason::ptr_mismatch);
     int calls = 0;
     Connection t;
     events_for(t, "client");
-    d = decide_ehlo(*site(), t, ehlo("EHLO mx.a.test"), answers(ptr_answer({}, DnsStatus::temporary), &calls));
+    d = acl_ehlo(*site(), t, ehlo("EHLO mx.a.test"), answers(ptr_answer({}, DnsStatus::temporary), &calls));
     CHECK(acl_text(d.reply).rfind("451 4.4.3 ", 0) == 0);
-    d = decide_ehlo(*site(), t, ehlo("EHLO mx.a.test"), answers(ptr_answer({"mx.a.test"}), &calls));
+    d = acl_ehlo(*site(), t, ehlo("EHLO mx.a.test"), answers(ptr_answer({"mx.a.test"}), &calls));
     CHECK(d.reply.code == 250);
     CHECK(calls == 2);
 }
@@ -191,32 +191,32 @@ TEST_CASE("Exim: a private listener skips the PTR rule for a private-CA certific
     Connection c;
     events_for(c, "private");
     int calls = 0;
-    const Decision d = decide_ehlo(*site(), c, ehlo("EHLO host1.customers.isp.test", "private", 2687),
+    const Decision d = acl_ehlo(*site(), c, ehlo("EHLO host1.customers.isp.test", "private", 2687),
                                    answers(ptr_answer({}), &calls));
     CHECK(d.reply.code == 250);
     CHECK(calls == 0);
-    CHECK(c.listener == ListenerKind::private_network);
+    CHECK(c.facts.listener == ListenerKind::private_network);
 }
 
 TEST_CASE("Exim: MAIL before a successful EHLO is 503 5.5.1 ehlo_first")
 {
     Connection c;
-    CHECK(decide_mail(*site(), c, true, "a@a.test").reply.reason == Reason::ehlo_first);
+    CHECK(acl_mail(*site(), c, "MAIL FROM:<a@a.test>").reply.reason == Reason::ehlo_first);
     Connection ok = authenticated();
-    CHECK(acl_text(decide_mail(*site(), ok, true, "a@a.test").reply).rfind("250 2.1.0", 0) == 0);
+    CHECK(acl_text(acl_mail(*site(), ok, "MAIL FROM:<a@a.test> SIZE=100").reply).rfind("250 2.1.0", 0) == 0);
 }
 
 TEST_CASE("Exim: the public listener never relays (550 5.7.1 relay_denied)")
 {
     Connection c = authenticated();
-    CHECK(acl_text(decide_rcpt(*site(), c, "carl@c.test").reply) == acl_text(reply_for(Reason::relay_denied)));
-    CHECK(decide_rcpt(*site(), c, "bob@B.TEST").reply.code == 250);
+    CHECK(acl_text(acl_rcpt(*site(), c, "RCPT TO:<carl@c.test>").reply) == acl_text(reply_for(Reason::relay_denied)));
+    CHECK(acl_rcpt(*site(), c, "RCPT TO:<bob@B.TEST>").reply.code == 250);
 }
 
 TEST_CASE("Exim: an unknown local recipient is 550 5.1.1 unknown_recipient (delivery.recipients)")
 {
     Connection c = authenticated();
-    const Decision d = decide_rcpt(*site(), c, "ghost@b.test");
+    const Decision d = acl_rcpt(*site(), c, "RCPT TO:<ghost@b.test>");
     CHECK(acl_text(d.reply) == acl_text(reply_for(Reason::unknown_recipient)));
     CHECK(acl_text(d.reply).rfind("550 5.1.1 ", 0) == 0);
 }
@@ -224,22 +224,22 @@ TEST_CASE("Exim: an unknown local recipient is 550 5.1.1 unknown_recipient (deli
 TEST_CASE("Exim: the AMTP-MPC carrier is judged at DATA as the parameter would be")
 {
     Connection c = authenticated();
-    CHECK(decide_data(*site(), c, data("Subject: x\n")).reply.reason == Reason::mpc_missing);
-    CHECK(decide_data(*site(), c, data("AMTP-MPC: per\n")).reply.reason == Reason::mpc_malformed);
-    CHECK(decide_data(*site(), c, data("AMTP-MPC: spam/individual\n")).reply.reason == Reason::mpc_undefined);
-    CHECK(decide_data(*site(), c, data("AMTP-MPC: per/individual\nAMTP-MPC: per/individual\n")).reply.reason ==
+    CHECK(acl_data(*site(), c, data("Subject: x\n")).reply.reason == Reason::mpc_missing);
+    CHECK(acl_data(*site(), c, data("AMTP-MPC: per\n")).reply.reason == Reason::mpc_malformed);
+    CHECK(acl_data(*site(), c, data("AMTP-MPC: spam/individual\n")).reply.reason == Reason::mpc_undefined);
+    CHECK(acl_data(*site(), c, data("AMTP-MPC: per/individual\nAMTP-MPC: per/individual\n")).reply.reason ==
           Reason::mpc_duplicate);
-    CHECK(decide_data(*site(), c, data("AMTP-MPC: com/optout\n")).reply.reason == Reason::mpc_denied);
-    CHECK(decide_data(*site(), c, data("AMTP-MPC: com/optin\n", {"bob@b.test", "nocom@b.test"})).reply.reason ==
+    CHECK(acl_data(*site(), c, data("AMTP-MPC: com/optout\n")).reply.reason == Reason::mpc_denied);
+    CHECK(acl_data(*site(), c, data("AMTP-MPC: com/optin\n", {"bob@b.test", "nocom@b.test"})).reply.reason ==
           Reason::mpc_denied);
-    CHECK(decide_data(*site(), c, data("AMTP-MPC: per/individual\nMPC: com/optout\n")).reply.reason ==
+    CHECK(acl_data(*site(), c, data("AMTP-MPC: per/individual\nMPC: com/optout\n")).reply.reason ==
           Reason::mpc_header_present);
 }
 
 TEST_CASE("Exim: an accepted message gets Received with AMTP, Authentication-Results and MPC")
 {
     Connection c = authenticated();
-    const Decision d = decide_data(*site(), c, data("AMTP-MPC: per/individual\nSubject: x\n"));
+    const Decision d = acl_data(*site(), c, data("AMTP-MPC: per/individual\nSubject: x\n"));
     CHECK(acl_text(d.reply).rfind("250 2.0.0", 0) == 0);
     REQUIRE(c.mpc);
     CHECK(c.mpc->str() == "per/individual");
@@ -253,9 +253,9 @@ TEST_CASE("Exim: an accepted message gets Received with AMTP, Authentication-Res
 TEST_CASE("Exim: forged Authentication-Results fields make the DATA ACL remove every such field")
 {
     Connection c = authenticated();
-    decide_data(*site(), c, data("AMTP-MPC: per/individual\nAuthentication-Results: mx.a.test; spf=pass\n"));
+    acl_data(*site(), c, data("AMTP-MPC: per/individual\nAuthentication-Results: mx.a.test; spf=pass\n"));
     CHECK(trace_field(c, "remove") == "AMTP-MPC");
-    const Decision d = decide_data(
+    const Decision d = acl_data(
         *site(), c, data("AMTP-MPC: per/individual\nAuthentication-Results:\n\tmx.b.test; x-amtp=pass\nSubject: x\n"));
     CHECK(acl_text(d.reply).rfind("250 2.0.0", 0) == 0);
     CHECK(trace_field(c, "remove") == "AMTP-MPC : Authentication-Results");
@@ -336,4 +336,14 @@ TEST_CASE("Exim: a base64 certificate with more than two '=' reads as none, not 
     CHECK(base64_der("AA==") == std::string(1, '\0'));
     CHECK(base64_der("AAA=") == std::string(2, '\0'));
     CHECK(base64_der("QUJD\nREVG") == "ABCDEF");
+}
+
+TEST_CASE("Exim: MAIL's parameters are judged by the core, SIZE before anything else")
+{
+    Connection c = authenticated();
+    const Decision big = acl_mail(*site(), c, "MAIL FROM:<a@a.test> SIZE=99999999999");
+    CHECK(acl_text(big.reply) == acl_text(reply_for(Reason::message_too_big)));
+    CHECK(big.log.find("reason=message_too_big") != std::string::npos);
+    CHECK(acl_mail(*site(), c, "MAIL FROM:<a@a.test> SIZE=12x").reply.reason == Reason::syntax_error);
+    CHECK(acl_mail(*site(), c, "MAIL FROM:<a@a.test> BODY=8BITMIME").reply.code == 250);
 }
