@@ -6,6 +6,7 @@
 
 #include "amtp/errors.hpp"
 #include "amtp/policy.hpp"
+#include "amtp/rulebook.hpp"
 #include "amtp/settings.hpp"
 #include "amtp/smtp_syntax.hpp"
 
@@ -60,24 +61,17 @@ int main(int argc, char** argv)
             std::cerr << "amtp-send: bad sender address " << printable(message.sender) << "\n";
             return EX_DATAERR;
         }
-        std::optional<MpcValue> mpc;
-        if (vm.count("mpc")) {
-            const MpcParseResult parsed = parse_mpc(vm["mpc"].as<std::string>());
-            if (!parsed.value) {
-                std::cerr << "amtp-send: bad MPC value: " << reason_name(parsed.reason) << "\n";
-                return EX_DATAERR;
-            }
-            mpc = parsed.value;
-        } else if (message.sender.empty()) {
-            mpc = MpcValue{"net", "autoresponse"}; // bounces (draft s6)
-        } else {
-            mpc = policy.sender_mpc(message.sender);
+        const OutgoingMpc mpc =
+            outgoing_mpc(&policy, vm.count("mpc") ? vm["mpc"].as<std::string>() : std::string(), message.sender);
+        if (mpc.reason != Reason::none) {
+            std::cerr << "amtp-send: bad MPC value: " << reason_name(mpc.reason) << "\n";
+            return EX_DATAERR;
         }
-        if (!mpc) {
+        if (!mpc.value) {
             std::cerr << "amtp-send: no MPC: give --mpc or a <sender> entry in the policy file\n";
             return EX_DATAERR;
         }
-        message.mpc = *mpc;
+        message.mpc = *mpc.value;
         message.data.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
 
         std::map<std::string, std::vector<std::string>> by_domain;
