@@ -377,8 +377,12 @@ Verdict Rulebook::message(SessionFacts& f, const MessageFacts& m) const
     }
     if (failure != Reason::none) {
         const std::string size = std::to_string(m.size);
+        const std::string recipients = join(f.envelope.recipients);
         Verdict v = refuse(f, "message", failure,
-                           {{"size", size}, {m.carriers.empty() ? "" : "mpc", m.carriers.empty() ? "" : m.carriers.front()}},
+                           {{"sender", f.envelope.sender},
+                            {"recipients", recipients},
+                            {"size", size},
+                            {m.carriers.empty() ? "" : "mpc", m.carriers.empty() ? "" : m.carriers.front()}},
                            false);
         reset_transaction(f);
         return v;

@@ -152,7 +152,8 @@ class Logging(Base):
         log = WORLD.frontend_log()
         lines = [l for l in log.splitlines() if "amtp event=message" in l and "reason=mpc_undefined" in l]
         self.assertEqual(len(lines), 1, log[-2000:])
-        self.assertIn("rcpt=gus@b.test", lines[0])
+        self.assertIn("recipients=gus@b.test", lines[0])
+        self.assertRegex(lines[0], r" size=[1-9][0-9]* ")
         self.assertIn("amtp event=ehlo", log)
 
 

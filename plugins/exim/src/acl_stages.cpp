@@ -138,6 +138,7 @@ Decision acl_data(const Site& site, Connection& c, const DataInput& in)
     headers.finish();
     MessageFacts m;
     m.take_header(headers);
+    m.size = in.size;   // Exim has refused a message over message_size_limit itself
     // Exim's list is the one it will deliver to (a recipient its own ACL refused after
     // ours is not on it).
     c.facts.envelope.recipients = in.recipients;

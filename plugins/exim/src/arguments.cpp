@@ -82,6 +82,7 @@ DataInput data_input(const Arguments& args, std::time_t now)
     if (in.tls_version.rfind("TLS1", 0) == 0)
         in.tls_version.insert(3, "v");
     in.tls_cipher = at(args, 5);
+    in.size = number_argument(at(args, 6));
     in.now = now;
     return in;
 }

@@ -238,7 +238,7 @@ AMTP_EXIM_ENTRY amtp_rcpt(uschar** yield, int argc, uschar* argv[])
 }
 
 // acl_smtp_data: ${dlfunc{SO}{amtp_data}{CONFIG}{$message_headers_raw}{$recipients}
-//   {$sender_address}{$tls_in_ver}{$tls_in_cipher}}
+//   {$sender_address}{$tls_in_ver}{$tls_in_cipher}{$message_size}}
 AMTP_EXIM_ENTRY amtp_data(uschar** yield, int argc, uschar* argv[])
 {
     return guarded(yield, [&] {

@@ -85,6 +85,7 @@ struct DataInput {
     std::string sender;
     std::string tls_version;                   // "TLSv1.3"
     std::string tls_cipher;
+    std::uint64_t size = 0;                    // $message_size
     std::time_t now = 0;
 };
 
@@ -154,7 +155,7 @@ unsigned number_argument(const std::string& text);
 EhloInput ehlo_input(const Arguments& args, std::time_t now);
 
 // amtp_data's {CONFIG}{$message_headers_raw}{$recipients}{$sender_address}
-// {$tls_in_ver}{$tls_in_cipher}.
+// {$tls_in_ver}{$tls_in_cipher}{$message_size}.
 DataInput data_input(const Arguments& args, std::time_t now);
 
 // amtp_trace's field by name ("received", "authentication-results", "mpc"), or
