@@ -27,7 +27,7 @@ const char* listener_name(ListenerKind k)
 
 } // namespace
 
-bool ServerConfig::is_local_domain(std::string_view domain) const
+bool ServerConfig::in_local_domains(const std::vector<std::string>& local_domains, std::string_view domain)
 {
     const auto name = normalize_host_name(domain);
     return name && std::find(local_domains.begin(), local_domains.end(), *name) != local_domains.end();

@@ -29,13 +29,6 @@ std::string failed_list(const std::vector<LocalOutcome>& outcomes)
 
 } // namespace
 
-bool is_local(const Settings& s, const std::string& address)
-{
-    const std::string domain = address.substr(address.rfind('@') + 1);
-    return std::find(s.delivery.local_domains.begin(), s.delivery.local_domains.end(), domain) !=
-           s.delivery.local_domains.end();
-}
-
 std::vector<LocalOutcome> deliver_local(const Settings& s, const std::string& sender,
                                         const std::vector<std::string>& recipients,
                                         const std::vector<std::string_view>& parts)
@@ -134,7 +127,7 @@ StorageOutcome store_message(const Settings& s, Queue& queue, const DeliveryRequ
 StorageOutcome store_generated(const Settings& s, Queue& queue, const std::string& recipient, const MpcValue& mpc,
                                const std::string& message)
 {
-    if (is_local(s, recipient)) {
+    if (ServerConfig::in_local_domains(s.delivery.local_domains, recipient.substr(recipient.rfind('@') + 1))) {
         // A bounce for a local address without a mailbox has nobody to read it: it is
         // dropped rather than made into a new mailbox (delivery.recipients bounds
         // mailbox creation, and a private client chooses its sender address).

@@ -33,9 +33,6 @@ StorageOutcome store_message(const Settings& settings, Queue& queue, const Deliv
 StorageOutcome store_generated(const Settings& settings, Queue& queue, const std::string& recipient,
                                const MpcValue& mpc, const std::string& message);
 
-// True when the address's domain is a delivery.local-domain.
-bool is_local(const Settings& settings, const std::string& address);
-
 // Final delivery to local recipients: by LMTP when delivery.lmtp is set, else into
 // their Maildirs; one outcome per recipient, in order.
 std::vector<LocalOutcome> deliver_local(const Settings& settings, const std::string& sender,

@@ -144,7 +144,7 @@ QueueEntry attempt_entry(const Runtime& rt, Queue& queue, QueueEntry entry, cons
     for (std::size_t i = 0; i < entry.recipients.size(); ++i)
         if (entry.recipients[i].status == QueuedStatus::pending) {
             const auto& a = entry.recipients[i].address;
-            if (is_local(s, a))
+            if (ServerConfig::in_local_domains(s.delivery.local_domains, a.substr(a.rfind('@') + 1)))
                 local.push_back(i);
             else
                 by_domain[a.substr(a.rfind('@') + 1)].push_back(i);

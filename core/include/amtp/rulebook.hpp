@@ -50,7 +50,11 @@ struct ServerConfig {
     // recipient of a local domain is accepted (the MTA behind checks them).
     std::shared_ptr<const LocalRecipients> recipients;
 
-    bool is_local_domain(std::string_view domain) const;   // normalises `domain`
+    bool is_local_domain(std::string_view domain) const { return in_local_domains(local_domains, domain); }
+
+    // Whether `domain` (normalised here) is one of `local_domains` (normalised): the one
+    // test of "delivered here, not relayed" for sessions, the queue and bounces.
+    static bool in_local_domains(const std::vector<std::string>& local_domains, std::string_view domain);
 };
 
 // Builds a ServerConfig for a listener from the shared settings and policy.
