@@ -372,9 +372,16 @@ directory = %s
         with open(os.path.join(self.dir, "peer-a.log")) as f:
             return f.read()
 
-    def frontend_log(self):
-        with open(os.path.join(self.dir, "frontend.log")) as f:
-            return f.read()
+    def frontend_log(self, since=0):
+        """The front-end's log from byte offset `since` (see frontend_log_size)."""
+        with open(os.path.join(self.dir, "frontend.log"), "rb") as f:
+            f.seek(since)
+            return f.read().decode("utf-8", "replace")
+
+    def frontend_log_size(self):
+        """Bytes in the front-end's log so far: a test remembers it when it starts, and
+        reads only what was written after it (frontend_log(since=...))."""
+        return os.path.getsize(os.path.join(self.dir, "frontend.log"))
 
     def stop(self):
         for proc in reversed(self.procs):
