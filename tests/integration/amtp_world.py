@@ -270,6 +270,7 @@ class World:
 <amtp-policy>
   <advertise> <deny mpc="*/optout"/> </advertise>
   <recipient address="nocom@b.test"> <deny mpc="com/*"/> </recipient>
+  <recipient address="nocom@a.test"> <deny mpc="com/*"/> </recipient>
   <private-network name="isp">
     <pin sha256="%s" from="127.0.0.8/32"/>
   </private-network>
