@@ -270,6 +270,7 @@ class World:
 <amtp-policy>
   <advertise> <deny mpc="*/optout"/> </advertise>
   <recipient address="nocom@b.test"> <deny mpc="com/*"/> </recipient>
+  <recipient address="nocom@a.test"> <deny mpc="com/*"/> </recipient>
   <private-network name="isp">
     <pin sha256="%s" from="127.0.0.8/32"/>
   </private-network>
@@ -372,9 +373,16 @@ directory = %s
         with open(os.path.join(self.dir, "peer-a.log")) as f:
             return f.read()
 
-    def frontend_log(self):
-        with open(os.path.join(self.dir, "frontend.log")) as f:
-            return f.read()
+    def frontend_log(self, since=0):
+        """The front-end's log from byte offset `since` (see frontend_log_size)."""
+        with open(os.path.join(self.dir, "frontend.log"), "rb") as f:
+            f.seek(since)
+            return f.read().decode("utf-8", "replace")
+
+    def frontend_log_size(self):
+        """Bytes in the front-end's log so far: a test remembers it when it starts, and
+        reads only what was written after it (frontend_log(since=...))."""
+        return os.path.getsize(os.path.join(self.dir, "frontend.log"))
 
     def stop(self):
         for proc in reversed(self.procs):
