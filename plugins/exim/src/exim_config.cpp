@@ -125,8 +125,14 @@ std::string generate(const amtp::Settings& s, const std::map<std::string, std::s
       << "pipelining_connect_advertise_hosts =\n"
       << "smtputf8_advertise_hosts =\n"
       << "prdr_enable = false\n"
-      << "message_size_limit = " << s.limits.max_message_size << "\n"
-      << "recipients_max = " << s.limits.max_recipients << "\n"
+      // The core's rulebook answers SIZE= and a message over limits.max-message-size
+      // (552 5.3.4) and the recipient over limits.max-recipients (452 4.5.3), as it does
+      // on every front-end. Exim's own checks answer first and in other words, so its
+      // recipient limit is off (the core refuses past ours, so Exim never holds more)
+      // and its size limit, which bounds what it spools, sits at twice ours: only a
+      // SIZE= over that gets Exim's own "552 Message size exceeds maximum permitted".
+      << "message_size_limit = " << 2 * s.limits.max_message_size << "\n"
+      << "recipients_max = 0\n"
       << "smtp_receive_timeout = " << seconds(s.limits.command_timeout) << "\n"
       << "smtp_max_synprot_errors = " << s.limits.max_errors << "\n"
       << "smtp_accept_max = " << s.limits.max_connections << "\n"
