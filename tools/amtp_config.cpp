@@ -1,5 +1,6 @@
 // amtp-config: the command-line face of the option table (profile B8). Operators check
-// a file before reloading a server; the build regenerates docs/CONFIGURATION.md with it.
+// a file before reloading a server; docs/CONFIGURATION.md and man/amtp.ini.5 are
+// regenerated with it.
 // Exit codes follow sysexits(3): 0, EX_USAGE (64) for a bad command line, EX_CONFIG
 // (78) for a configuration that cannot be used.
 #include "amtp/errors.hpp"
@@ -18,6 +19,7 @@ void usage(std::ostream& out)
     out << "usage: amtp-config --check-config FILE   read FILE as every AMTP program does, print the\n"
            "                                        effective settings, or the first error and exit 78\n"
            "       amtp-config --markdown            print the reference (docs/CONFIGURATION.md)\n"
+           "       amtp-config --man                 print the reference as a man page (man/amtp.ini.5)\n"
            "       amtp-config --help                print this and every option of the file\n";
 }
 
@@ -48,6 +50,10 @@ int main(int argc, char** argv)
     }
     if (args.size() == 1 && args[0] == "--markdown") {
         std::cout << amtp::settings_markdown();
+        return std::cout.flush() ? EX_OK : EX_IOERR;
+    }
+    if (args.size() == 1 && args[0] == "--man") {
+        std::cout << amtp::settings_man();
         return std::cout.flush() ? EX_OK : EX_IOERR;
     }
     if (args.size() == 2 && args[0] == "--check-config")

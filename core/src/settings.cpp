@@ -1,6 +1,6 @@
 // The option table and everything derived from it (profile B8; style: "one table
 // declares every option"): the INI reader, --help, the effective-settings listing of
-// --check-config and docs/CONFIGURATION.md.
+// --check-config, docs/CONFIGURATION.md and the amtp.ini(5) man page.
 //
 // Boost.Program_options reads the file. A line scanner of ours runs first, because
 // Boost knows no line numbers (an operator needs "amtpd.ini:7"), treats ';' lines as
@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -994,6 +995,167 @@ std::string markdown_cell(std::string text)
     return out;
 }
 
+// ------------------------------------------------------------------ the reference
+
+// The texts both references share (docs/CONFIGURATION.md and amtp.ini(5)), written
+// with one markup, `code`, which each renderer translates.
+constexpr const char* reference_intro =
+    "Every AMTP program (amtpd, amtp-send and the Exim, OpenSMTPD and Haraka adapters) reads its runtime "
+    "settings from one INI-style file (profile decision B8). `amtp-config --check-config FILE` reads a file "
+    "as they do: it prints the effective settings and `configuration OK`, or the first error as "
+    "`file:line: key: message` and exits with 78 (EX_CONFIG).";
+
+const char* const file_format_rules[] = {
+    "One `key = value` per line; blanks around the key and the value are ignored. Values are written "
+    "without quotes.",
+    "`[section]` starts a section: after `[tls]`, `key = key.pem` sets `tls.key`. The top-level keys "
+    "(`hostname`, `user`) come before the first section, where a key may also be written in full "
+    "(`tls.key = key.pem`), as `--check-config` prints them.",
+    "Lines starting with `#` or `;` are comments. A `#` later in a line also starts a comment, so a value "
+    "cannot contain `#`.",
+    "CRLF line ends and a UTF-8 byte-order mark are accepted.",
+    "An unknown section or key is an error, and so is a key given twice, unless the key is repeatable: "
+    "then every line adds a value, in file order.",
+    "A key left out takes its default; a required key must be given.",
+    "`tls.certificate` and `tls.key` are given together or not at all, and a listener address may appear "
+    "only once.",
+    "Files are not opened when the settings are read; the module that uses a file reports a problem "
+    "with it.",
+};
+
+// The keys of the man page's example: a server for one domain, each with the table's
+// example value (a unit test loads the example as it is printed).
+const char* const man_example_keys[] = {"hostname",       "listen.public",        "tls.certificate", "tls.key",
+                                        "tls.trusted-ca", "delivery.local-domain", "policy.file"};
+
+// The value types the table uses, in type_docs order. A type without documentation is
+// a programming error in the table.
+std::vector<const TypeDoc*> used_type_docs()
+{
+    for (const auto& o : options()) {
+        const bool documented = std::any_of(std::begin(type_docs), std::end(type_docs),
+                                            [&](const TypeDoc& d) { return std::string_view(d.type) == o.spec.type; });
+        if (!documented)
+            throw std::logic_error(std::string("option table: type ") + o.spec.type + " has no documentation");
+    }
+    std::vector<const TypeDoc*> out;
+    for (const auto& doc : type_docs) {
+        const bool used = std::any_of(options().begin(), options().end(),
+                                      [&](const Option& o) { return std::string_view(o.spec.type) == doc.type; });
+        if (used)
+            out.push_back(&doc);
+    }
+    return out;
+}
+
+// An option's help, its range when the type's needs saying, and its example line.
+std::string option_description(const Option& o)
+{
+    std::string out = o.spec.help;
+    if (!o.range.empty())
+        out += " Range: " + o.range + ".";
+    out += std::string(" Example: `") + std::string(split_name(o.spec.name).second) + " = " + o.example + "`.";
+    return out;
+}
+
+// ------------------------------------------------------------------ roff (man(7))
+
+// One character for roff: a backslash as \e, a non-ASCII UTF-8 sequence as \[uXXXX]
+// (so the page needs no input encoding), a hyphen as \- (a minus, the character an
+// operator types) when `typed` says so.
+void roff_char(std::string& out, std::string_view text, std::size_t& i, bool typed)
+{
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\\') {
+        out += "\\e";
+    } else if (c == '-') {
+        out += typed ? "\\-" : "-";
+    } else if (c < 0x80) {
+        out += static_cast<char>(c);
+    } else {
+        // The table's texts are ours and valid UTF-8; a stray byte would still not
+        // reach the page raw.
+        const std::size_t length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        std::uint32_t code = length == 1 ? c : c & (0x7Fu >> length);
+        for (std::size_t k = 1; k < length && i + 1 < text.size(); ++k)
+            code = (code << 6) | (static_cast<unsigned char>(text[++i]) & 0x3Fu);
+        char escape[16];
+        std::snprintf(escape, sizeof escape, "\\[u%04X]", static_cast<unsigned>(code));
+        out += escape;
+    }
+}
+
+// Whether a word of prose is something an operator types, so that its hyphens are
+// minus signs and the formatter must not hyphenate it: an option name (tls.key,
+// limits.ipv6-prefix-length), a path or placeholder (/etc/resolv.conf,
+// <maildir-root>/...), an address or endpoint (file:PATH), a file or zone name with a
+// hyphen (private-ca.pem), a parameter (MPC=), a name with an underscore (EX_CONFIG),
+// a program or header field (amtp-send, AMTP-MPC). Prose keeps its hyphens and may be
+// hyphenated ("re-read", "serverAuth-only", "e.g.").
+bool typed_word(std::string_view word)
+{
+    while (!word.empty() && word.front() == '(')
+        word.remove_prefix(1);
+    while (!word.empty() && std::strchr(".,;:)", word.back()))
+        word.remove_suffix(1);
+    const auto alnum = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    };
+    if (std::none_of(word.begin(), word.end(), alnum))
+        return false;
+    if (iequals(word.substr(0, 5), "amtp-") || word.find_first_of("/<@:=_") != std::string_view::npos)
+        return true;
+    const auto dot = word.find('.');
+    if (dot == std::string_view::npos)
+        return false;
+    if (word.find('-') != std::string_view::npos)
+        return true;
+    const auto known = sections();
+    return std::find(known.begin(), known.end(), word.substr(0, dot)) != known.end();
+}
+
+// One line of roff text from a text with `code` markup. Code is bold and stays on one
+// line (its blanks unbreakable), typed as it is: hyphens are minus signs and \% keeps
+// the formatter from hyphenating it at a line end ("tls.cer-" "tificate"). Prose words
+// that typed_word() finds are treated alike. A `literal` text (a line of an example
+// file, a type name) has no markup and every hyphen is a minus. The line never starts
+// with a control character.
+std::string roff_line(std::string_view text, bool literal = false)
+{
+    std::string out;
+    bool code = false;
+    bool typed = false;   // the current prose word: a run between blanks and backticks
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (literal) {
+            roff_char(out, text, i, true);
+            continue;
+        }
+        if (text[i] == '`') {
+            code = !code;
+            out += code ? "\\fB\\%" : "\\fR";
+            continue;
+        }
+        if (code) {
+            if (text[i] == ' ')
+                out += "\\ ";
+            else
+                roff_char(out, text, i, true);
+            continue;
+        }
+        if (text[i] != ' ' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '`')) {
+            const auto end = std::min(text.find_first_of(" `", i), text.size());
+            typed = typed_word(text.substr(i, end - i));
+            if (typed)
+                out += "\\%";
+        }
+        roff_char(out, text, i, typed);
+    }
+    if (code)
+        throw std::logic_error("settings reference: unclosed ` in: " + std::string(text));
+    if (!out.empty() && (out.front() == '.' || out.front() == '\''))
+        out.insert(0, "\\&");
+    return out;
+}
 } // namespace
 
 // ---------------------------------------------------------------------- public API
@@ -1122,65 +1284,113 @@ std::string settings_markdown()
         "<!-- Generated by `amtp-config --markdown` from the option table in core/src/settings.cpp: do not edit. "
         "A unit test keeps this file equal to the table. -->\n"
         "# Configuration reference\n"
-        "\n"
-        "Every AMTP program (amtpd, amtp-send and the Exim, OpenSMTPD and Haraka adapters) reads its runtime "
-        "settings from one INI-style file (profile decision B8). `amtp-config --check-config FILE` reads a file "
-        "as they do: it prints the effective settings and `configuration OK`, or the first error as "
-        "`file:line: key: message` and exits with 78 (EX_CONFIG). `examples/amtpd.ini` is a commented example.\n"
+        "\n" +
+        std::string(reference_intro) + " `examples/amtpd.ini` is a commented example.\n"
         "\n"
         "## File format\n"
-        "\n"
-        "- One `key = value` per line; blanks around the key and the value are ignored. Values are written "
-        "without quotes.\n"
-        "- `[section]` starts a section: after `[tls]`, `key = key.pem` sets `tls.key`. The top-level keys "
-        "(`hostname`, `user`) come before the first section, where a key may also be written in full "
-        "(`tls.key = key.pem`), as `--check-config` prints them.\n"
-        "- Lines starting with `#` or `;` are comments. A `#` later in a line also starts a comment, so a value "
-        "cannot contain `#`.\n"
-        "- CRLF line ends and a UTF-8 byte-order mark are accepted.\n"
-        "- An unknown section or key is an error, and so is a key given twice, unless the key is repeatable: "
-        "then every line adds a value, in file order.\n"
-        "- A key left out takes its default; a required key must be given.\n"
-        "- `tls.certificate` and `tls.key` are given together or not at all, and a listener address may appear "
-        "only once.\n"
-        "- Files are not opened when the settings are read; the module that uses a file reports a problem "
-        "with it.\n"
+        "\n";
+    for (const char* rule : file_format_rules)
+        out += std::string("- ") + rule + "\n";
+    out +=
         "\n"
         "## Value types\n"
         "\n"
         "| Type | Written as |\n"
         "|---|---|\n";
-    for (const auto& doc : type_docs) {
-        const bool used = std::any_of(options().begin(), options().end(),
-                                      [&](const Option& o) { return std::string_view(o.spec.type) == doc.type; });
-        if (used)
-            out += "| `" + std::string(doc.type) + "` | " + markdown_cell(doc.syntax) + " |\n";
-    }
-    for (const auto& o : options()) {
-        const bool documented = std::any_of(std::begin(type_docs), std::end(type_docs),
-                                            [&](const TypeDoc& d) { return std::string_view(d.type) == o.spec.type; });
-        if (!documented)
-            throw std::logic_error(std::string("option table: type ") + o.spec.type + " has no documentation");
-    }
+    for (const TypeDoc* doc : used_type_docs())
+        out += "| `" + std::string(doc->type) + "` | " + markdown_cell(doc->syntax) + " |\n";
 
     for (const auto& section : sections()) {
         out += section.empty() ? "\n## Top level\n\nThese keys come before the first `[section]`.\n"
                                : "\n## [" + section + "]\n";
         out += "\n| Key | Type | Default | Repeatable | Description |\n|---|---|---|---|---|\n";
         for (const auto& o : options()) {
-            const auto [option_section, key] = split_name(o.spec.name);
-            if (option_section != section)
+            if (split_name(o.spec.name).first != section)
                 continue;
             const std::string fallback = o.spec.required ? "*required*" : "*none*";
-            std::string description = o.spec.help;
-            if (!o.range.empty())
-                description += " Range: " + o.range + ".";
-            description += std::string(" Example: `") + std::string(key) + " = " + o.example + "`.";
             out += "| `" + std::string(o.spec.name) + "` | " + o.spec.type + " | " +
                    (*o.spec.default_value ? "`" + std::string(o.spec.default_value) + "`" : fallback) + " | " +
-                   (o.spec.repeatable ? "yes" : "no") + " | " + markdown_cell(description) + " |\n";
+                   (o.spec.repeatable ? "yes" : "no") + " | " + markdown_cell(option_description(o)) + " |\n";
         }
     }
+    return out;
+}
+
+std::string settings_man()
+{
+    // No date in the title line: the page changes only when the table does. Text is
+    // left-aligned: justified, the long unbreakable names and paths of the table would
+    // stretch the blanks of whole lines.
+    std::string out =
+        ".\\\" Generated by amtp-config --man from the option table in core/src/settings.cpp: do not edit.\n"
+        ".\\\" A unit test keeps this file equal to the table.\n"
+        ".TH AMTP.INI 5 \"\" AMTP \"File Formats Manual\"\n"
+        ".ad l\n"
+        ".SH NAME\n"
+        "amtp.ini \\- settings file of the AMTP programs\n"
+        ".SH SYNOPSIS\n"
+        ".I /etc/amtp/amtp.ini\n"
+        ".SH DESCRIPTION\n" +
+        roff_line(reference_intro) + "\n"
+        ".SS File format\n";
+    for (const char* rule : file_format_rules)
+        out += ".IP \\(bu 2\n" + roff_line(rule) + "\n";
+    out += ".SS Value types\n";
+    for (const TypeDoc* doc : used_type_docs())
+        out += ".TP\n\\fI" + roff_line(doc->type, true) + "\\fR\n" + roff_line(doc->syntax) + "\n";
+
+    out += ".SH SETTINGS\n";
+    for (const auto& section : sections()) {
+        out += section.empty() ? ".SS Top level\n" + roff_line("These keys come before the first `[section]`.") + "\n"
+                               : ".SS [" + section + "]\n";
+        for (const auto& o : options()) {
+            if (split_name(o.spec.name).first != section)
+                continue;
+            const std::string default_value =
+                o.spec.required ? "required"
+                : *o.spec.default_value ? "default `" + std::string(o.spec.default_value) + "`"
+                                        : "no default";
+            out += ".TP\n" + roff_line("`" + std::string(o.spec.name) + "` = ") + "\\fI" +
+                   roff_line(o.spec.type, true) + "\\fR (" + roff_line(default_value) +
+                   (o.spec.repeatable ? ", repeatable" : "") + ")\n" + roff_line(option_description(o)) + "\n";
+        }
+    }
+
+    out += ".SH FILES\n"
+           ".TP\n"
+           ".I /etc/amtp/amtp.ini\n"
+           "The settings file as the Debian package installs it. Each program reads the file it is\n"
+           "given: see its page.\n"
+           ".SH EXAMPLES\n"
+           "A server for one domain, with its certificate, the CAs it trusts and a policy file, the\n"
+           "paths taken from the directory of the settings file:\n"
+           ".PP\n"
+           ".RS 4\n"
+           ".EX\n";
+    std::string section;
+    for (const char* name : man_example_keys) {
+        const Option* o = find_option(name);
+        if (!o)
+            throw std::logic_error(std::string("settings_man: the example names no option ") + name);
+        const auto [option_section, key] = split_name(o->spec.name);
+        if (option_section != section) {
+            section = option_section;
+            out += "\n" + roff_line("[" + section + "]", true) + "\n";
+        }
+        out += roff_line(std::string(key) + " = " + o->example, true) + "\n";
+    }
+    out += ".EE\n"
+           ".RE\n"
+           ".PP\n" +
+           roff_line("`amtp-config --check-config /etc/amtp/amtp.ini` checks a file and prints every setting "
+                     "with its effective value. The source tree's `examples/amtpd.ini` is a commented example "
+                     "that names every key.") +
+           "\n"
+           ".SH SEE ALSO\n"
+           ".BR amtp\\-config (1),\n"
+           ".BR amtp\\-send (1),\n"
+           ".BR amtp\\-policy (5),\n"
+           ".BR amtpd (8)\n";
     return out;
 }
 

@@ -1,6 +1,6 @@
 // Runtime settings shared by every front-end (profile B8): one INI file read with
 // Boost.Program_options. One table declares every option (name, type, default, help);
-// the parser, --help, --check-config and docs/CONFIGURATION.md all come from it.
+// the parser, --help, --check-config, docs/CONFIGURATION.md and amtp.ini(5) all come from it.
 // The defaults written below are the table's defaults (a unit test keeps them equal),
 // so a default-constructed Settings behaves like a file that sets nothing but hostname.
 #pragma once
@@ -113,6 +113,7 @@ Settings load_settings_string(const std::string& text, const std::string& source
 
 std::string settings_help();       // for --help
 std::string settings_markdown();   // docs/CONFIGURATION.md, generated
+std::string settings_man();        // man/amtp.ini.5 (man(7) roff), generated from the same table and texts
 std::string describe_settings(const Settings& settings); // for --check-config: effective values
 
 } // namespace amtp
