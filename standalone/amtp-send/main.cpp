@@ -26,7 +26,7 @@ int main(int argc, char** argv)
     po::options_description cli("usage: amtp-send -c FILE [--mpc role/class] -f SENDER RCPT... < message");
     cli.add_options()
         ("help,h", "show this help")
-        ("config,c", po::value<std::string>()->default_value("/etc/amtp/amtpd.ini"), "configuration file")
+        ("config,c", po::value<std::string>()->default_value("/etc/amtp/amtp.ini"), "configuration file")
         ("mpc,m", po::value<std::string>(), "Mail Policy Code (default: the sender's <sender> policy entry)")
         ("from,f", po::value<std::string>(), "envelope sender (\"\" for a bounce)")
         ("verbose,v", "log every decision to stderr")

@@ -176,7 +176,7 @@ int main(int argc, char** argv)
     po::options_description cli("amtpd options");
     cli.add_options()
         ("help,h", "show this help and every configuration option")
-        ("config,c", po::value<std::string>()->default_value("/etc/amtp/amtpd.ini"), "configuration file")
+        ("config,c", po::value<std::string>()->default_value("/etc/amtp/amtp.ini"), "configuration file")
         ("check-config", "load and check the configuration, print it, and exit")
         ("queue", po::value<std::vector<std::string>>()->multitoken(),
          "queue control: list | flush | remove ID... (a running amtpd is told by SIGUSR1)");
