@@ -3,7 +3,7 @@
 // close. Same certificates, same curves and ciphers as amtpd, one Asio loop like
 // amtpd: what the machine can do before any AMTP work.
 #include "amtp/settings.hpp"
-#include "net/tls_context.hpp"
+#include "amtp/net/tls_context.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>

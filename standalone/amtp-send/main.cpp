@@ -1,8 +1,8 @@
 // amtp-send: deliver one message directly by AMTP, for scripts and for testing any
 // AMTP server. Exit status (sysexits): 0 delivered, 75 temporary failure, 69 permanent
 // refusal (5xx or an MPC DENY), 65 bad message or MPC, 78 configuration error.
-#include "net/outgoing.hpp"
-#include "net/tls_context.hpp"
+#include "amtp/net/outgoing.hpp"
+#include "amtp/net/tls_context.hpp"
 
 #include "amtp/errors.hpp"
 #include "amtp/policy.hpp"

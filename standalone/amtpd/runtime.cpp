@@ -1,6 +1,6 @@
 #include "amtpd/runtime.hpp"
 
-#include "net/tls_context.hpp"
+#include "amtp/net/tls_context.hpp"
 
 #include "amtp/errors.hpp"
 

@@ -6,8 +6,8 @@
 #include "gate/registry.hpp"
 #include "gate/relay.hpp"
 
-#include "net/descriptors.hpp"
-#include "net/tls_context.hpp"
+#include "amtp/net/descriptors.hpp"
+#include "amtp/net/tls_context.hpp"
 
 #include "amtp/connection_limits.hpp"
 #include "amtp/errors.hpp"

@@ -1,4 +1,4 @@
-#include "net/tls_context.hpp"
+#include "amtp/net/tls_context.hpp"
 
 #include "amtp/errors.hpp"
 #include "amtp/identity_codec.hpp"
