@@ -8,6 +8,7 @@
 #include "amtp/policy.hpp"
 #include "amtp/settings.hpp"
 #include "amtp/smtp_syntax.hpp"
+#include "amtp/trust_options.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -91,7 +92,7 @@ int main(int argc, char** argv)
         }
 
         Resolver resolver(resolver_options(settings));
-        const auto trust = TrustStore::load(net::trust_options(settings, policy.private_networks));
+        const auto trust = TrustStore::load(trust_options(settings, policy.private_networks));
         const SslCtxPtr tls = net::make_client_context(settings);
 
         int status = 0;

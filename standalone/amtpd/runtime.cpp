@@ -3,6 +3,7 @@
 #include "amtp/net/tls_context.hpp"
 
 #include "amtp/errors.hpp"
+#include "amtp/trust_options.hpp"
 
 namespace amtp::amtpd {
 
@@ -22,7 +23,7 @@ std::shared_ptr<const Runtime> make_runtime(Settings settings, const Runtime* pr
         rt->key = std::move(k.key);
     }
     rt->policy = std::make_shared<const Policy>(s.policy.file.empty() ? Policy{} : Policy::load_file(s.policy.file));
-    rt->trust = TrustStore::load(net::trust_options(s, rt->policy->private_networks));
+    rt->trust = TrustStore::load(trust_options(s, rt->policy->private_networks));
     rt->public_config = std::make_shared<const ServerConfig>(
         make_server_config(s, rt->policy, ListenerKind::public_network));
     rt->private_config = std::make_shared<const ServerConfig>(

@@ -13,6 +13,7 @@
 #include "amtp/errors.hpp"
 #include "amtp/policy.hpp"
 #include "amtp/settings.hpp"
+#include "amtp/trust_options.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -238,7 +239,7 @@ int main(int argc, char** argv)
             throw ConfigError("--smtpd: not ADDRESS:PORT: " + smtpd);
         const Policy policy = s.policy.file.empty() ? Policy{} : Policy::load_file(s.policy.file);
         RelayContext context;
-        context.trust = TrustStore::load(net::trust_options(s, policy.private_networks));
+        context.trust = TrustStore::load(trust_options(s, policy.private_networks));
         context.smtpd = tcp::endpoint(asio::ip::make_address(target->address.str()), target->port);
         context.handshake_timeout = s.limits.command_timeout;
         // smtpd's own timeouts end idle sessions first; this only catches a stuck relay.

@@ -55,7 +55,4 @@ IdentityResult handshake_identity(SSL* ssl, TicketBinding& binding, std::time_t 
 std::string tls_version(SSL* ssl);
 std::string tls_cipher(SSL* ssl);
 
-// The trust settings of the INI file and the policy's private networks together.
-TrustOptions trust_options(const Settings& settings, const std::vector<PrivateNetwork>& private_networks);
-
 } // namespace amtp::net
