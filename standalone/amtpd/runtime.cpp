@@ -28,10 +28,13 @@ std::shared_ptr<const Runtime> make_runtime(Settings settings, const Runtime* pr
         make_server_config(s, rt->policy, ListenerKind::public_network));
     rt->private_config = std::make_shared<const ServerConfig>(
         make_server_config(s, rt->policy, ListenerKind::private_network));
+    // Resumption is safe here: every Connection attaches its TicketBinding, so a
+    // resumed session keeps the identity verified for that listener and address.
+    const auto resumption = net::Resumption::bound_tickets;
     rt->public_tls = std::make_shared<boost::asio::ssl::context>(
-        net::make_server_context(s, ListenerKind::public_network, rt->key.get()).release());
+        net::make_server_context(s, ListenerKind::public_network, resumption, rt->key.get()).release());
     rt->private_tls = std::make_shared<boost::asio::ssl::context>(
-        net::make_server_context(s, ListenerKind::private_network, rt->key.get()).release());
+        net::make_server_context(s, ListenerKind::private_network, resumption, rt->key.get()).release());
     rt->client_tls = std::shared_ptr<SSL_CTX>(net::make_client_context(s, rt->key.get()).release(), SSL_CTX_free);
     return rt;
 }

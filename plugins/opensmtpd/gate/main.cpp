@@ -85,8 +85,10 @@ class Gate {
 public:
     Gate(asio::io_context& io, const Settings& s, const RelayContext& context, Registry& registry)
         : io_(io), context_(context), registry_(registry),
-          public_tls_(net::make_server_context(s, ListenerKind::public_network).release()),
-          private_tls_(net::make_server_context(s, ListenerKind::private_network).release()),
+          // No resumption: the relay verifies every client from the chain it presents
+          // (a resumed session would bring its leaf alone), as docs/opensmtpd.md says.
+          public_tls_(net::make_server_context(s, ListenerKind::public_network, net::Resumption::off).release()),
+          private_tls_(net::make_server_context(s, ListenerKind::private_network, net::Resumption::off).release()),
           limits_(s.limits)
     {
         for (const auto& e : s.listen.public_endpoints)
