@@ -3,7 +3,7 @@
 // close. Same certificates, same curves and ciphers as amtpd, one Asio loop like
 // amtpd: what the machine can do before any AMTP work.
 #include "amtp/settings.hpp"
-#include "net/tls_context.hpp"
+#include "amtp/net/tls_context.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -40,13 +40,14 @@ int main(int argc, char** argv)
     }
     try {
         const amtp::Settings s = amtp::load_settings(argv[1]);
-        asio::ssl::context ctx(amtp::net::make_server_context(s, amtp::ListenerKind::public_network).release());
+        // Full handshakes only: the baseline measures what every new peer costs.
+        asio::ssl::context ctx(
+            amtp::net::make_server_context(s, amtp::ListenerKind::public_network, amtp::net::Resumption::off).release());
         // Unlike amtpd, OpenSSL verifies the chain itself and requires a certificate.
         for (const auto& ca : s.tls.trusted_ca)
             ctx.load_verify_file(ca);
         ctx.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
         SSL_CTX_set_verify(ctx.native_handle(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-        SSL_CTX_set_options(ctx.native_handle(), SSL_OP_NO_TICKET);
         const std::string where = argv[2];
         const auto colon = where.rfind(':');
         asio::io_context io;

@@ -1,14 +1,15 @@
 // amtp-send: deliver one message directly by AMTP, for scripts and for testing any
 // AMTP server. Exit status (sysexits): 0 delivered, 75 temporary failure, 69 permanent
 // refusal (5xx or an MPC DENY), 65 bad message or MPC, 78 configuration error.
-#include "net/outgoing.hpp"
-#include "net/tls_context.hpp"
+#include "amtp/net/outgoing.hpp"
+#include "amtp/net/tls_context.hpp"
 
 #include "amtp/errors.hpp"
 #include "amtp/policy.hpp"
 #include "amtp/rulebook.hpp"
 #include "amtp/settings.hpp"
 #include "amtp/smtp_syntax.hpp"
+#include "amtp/trust_options.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -85,7 +86,7 @@ int main(int argc, char** argv)
         }
 
         Resolver resolver(resolver_options(settings));
-        const auto trust = TrustStore::load(net::trust_options(settings, policy.private_networks));
+        const auto trust = TrustStore::load(trust_options(settings, policy.private_networks));
         const SslCtxPtr tls = net::make_client_context(settings);
 
         int status = 0;

@@ -1,7 +1,7 @@
 #include "amtpd/connection.hpp"
 
 #include "amtpd/server.hpp"
-#include "net/tls_context.hpp"
+#include "amtp/net/tls_context.hpp"
 
 namespace amtp::amtpd {
 

@@ -3,8 +3,8 @@
 
 #include "amtpd/runtime.hpp"
 #include "amtp/server_session.hpp"
-#include "net/tls_context.hpp"
-#include "net/tls_socket.hpp"
+#include "amtp/net/tls_context.hpp"
+#include "amtp/net/tls_socket.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>

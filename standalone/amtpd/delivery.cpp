@@ -3,7 +3,7 @@
 #include "amtp/errors.hpp"
 #include "amtp/maildir.hpp"
 #include "amtp/trace_headers.hpp"
-#include "net/lmtp.hpp"
+#include "amtp/net/lmtp.hpp"
 
 #include <unistd.h>
 

@@ -2,7 +2,7 @@
 // decision), SIGTERM finishes sessions in flight within a bound, SIGHUP reloads
 // certificates and policy without dropping sessions.
 #include "amtpd/server.hpp"
-#include "net/descriptors.hpp"
+#include "amtp/net/descriptors.hpp"
 
 #include "amtp/errors.hpp"
 #include "amtp/queue.hpp"

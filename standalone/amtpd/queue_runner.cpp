@@ -2,7 +2,7 @@
 
 #include "amtpd/delivery.hpp"
 #include "amtp/trace_headers.hpp"
-#include "net/outgoing.hpp"
+#include "amtp/net/outgoing.hpp"
 
 #include <boost/asio/post.hpp>
 

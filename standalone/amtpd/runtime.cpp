@@ -1,8 +1,9 @@
 #include "amtpd/runtime.hpp"
 
-#include "net/tls_context.hpp"
+#include "amtp/net/tls_context.hpp"
 
 #include "amtp/errors.hpp"
+#include "amtp/trust_options.hpp"
 
 namespace amtp::amtpd {
 
@@ -22,15 +23,18 @@ std::shared_ptr<const Runtime> make_runtime(Settings settings, const Runtime* pr
         rt->key = std::move(k.key);
     }
     rt->policy = std::make_shared<const Policy>(s.policy.file.empty() ? Policy{} : Policy::load_file(s.policy.file));
-    rt->trust = TrustStore::load(net::trust_options(s, rt->policy->private_networks));
+    rt->trust = TrustStore::load(trust_options(s, rt->policy->private_networks));
     rt->public_config = std::make_shared<const ServerConfig>(
         make_server_config(s, rt->policy, ListenerKind::public_network));
     rt->private_config = std::make_shared<const ServerConfig>(
         make_server_config(s, rt->policy, ListenerKind::private_network));
+    // Resumption is safe here: every Connection attaches its TicketBinding, so a
+    // resumed session keeps the identity verified for that listener and address.
+    const auto resumption = net::Resumption::bound_tickets;
     rt->public_tls = std::make_shared<boost::asio::ssl::context>(
-        net::make_server_context(s, ListenerKind::public_network, rt->key.get()).release());
+        net::make_server_context(s, ListenerKind::public_network, resumption, rt->key.get()).release());
     rt->private_tls = std::make_shared<boost::asio::ssl::context>(
-        net::make_server_context(s, ListenerKind::private_network, rt->key.get()).release());
+        net::make_server_context(s, ListenerKind::private_network, resumption, rt->key.get()).release());
     rt->client_tls = std::shared_ptr<SSL_CTX>(net::make_client_context(s, rt->key.get()).release(), SSL_CTX_free);
     return rt;
 }

@@ -11,7 +11,7 @@
 #include "amtp/queue.hpp"
 #include "amtp/log.hpp"
 #include "amtp/resolver.hpp"
-#include "net/dns_pump.hpp"
+#include "amtp/net/dns_pump.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>

@@ -217,6 +217,18 @@ class Gate(Base):
         s.send_raw(b"EHLO " + b"a" * 5000)
         self.assertReply(s.reply(), "500 5.5.2")
 
+    def test_the_gate_resumes_no_tls_session(self):
+        # docs/opensmtpd.md: no session resumption, so every identity comes from a full
+        # handshake (a resumed session would bring only the client's leaf, no chain).
+        first = self.session()
+        self.assertReply(first.cmd("EHLO mx.a.test"), "250")  # a ticket would have arrived by now
+        offered = first.sock.session
+        first.close()
+        self.assertFalse(offered.has_ticket)
+        again = self.session(tls_session=offered)
+        self.assertFalse(again.sock.session_reused)
+        self.assertReply(again.cmd("EHLO mx.a.test"), "250")  # verified afresh from the chain
+
 
 class Backpressure(Base):
     # Each of the gate, the filter and every smtpd process may grow by at most this

@@ -6,13 +6,14 @@
 #include "gate/registry.hpp"
 #include "gate/relay.hpp"
 
-#include "net/descriptors.hpp"
-#include "net/tls_context.hpp"
+#include "amtp/net/descriptors.hpp"
+#include "amtp/net/tls_context.hpp"
 
 #include "amtp/connection_limits.hpp"
 #include "amtp/errors.hpp"
 #include "amtp/policy.hpp"
 #include "amtp/settings.hpp"
+#include "amtp/trust_options.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -84,8 +85,10 @@ class Gate {
 public:
     Gate(asio::io_context& io, const Settings& s, const RelayContext& context, Registry& registry)
         : io_(io), context_(context), registry_(registry),
-          public_tls_(net::make_server_context(s, ListenerKind::public_network).release()),
-          private_tls_(net::make_server_context(s, ListenerKind::private_network).release()),
+          // No resumption: the relay verifies every client from the chain it presents
+          // (a resumed session would bring its leaf alone), as docs/opensmtpd.md says.
+          public_tls_(net::make_server_context(s, ListenerKind::public_network, net::Resumption::off).release()),
+          private_tls_(net::make_server_context(s, ListenerKind::private_network, net::Resumption::off).release()),
           limits_(s.limits)
     {
         for (const auto& e : s.listen.public_endpoints)
@@ -238,7 +241,7 @@ int main(int argc, char** argv)
             throw ConfigError("--smtpd: not ADDRESS:PORT: " + smtpd);
         const Policy policy = s.policy.file.empty() ? Policy{} : Policy::load_file(s.policy.file);
         RelayContext context;
-        context.trust = TrustStore::load(net::trust_options(s, policy.private_networks));
+        context.trust = TrustStore::load(trust_options(s, policy.private_networks));
         context.smtpd = tcp::endpoint(asio::ip::make_address(target->address.str()), target->port);
         context.handshake_timeout = s.limits.command_timeout;
         // smtpd's own timeouts end idle sessions first; this only catches a stuck relay.

@@ -1,7 +1,7 @@
 #include "gate/relay.hpp"
 
 #include "gate/proxy_header.hpp"
-#include "net/tls_context.hpp"
+#include "amtp/net/tls_context.hpp"
 
 #include "amtp/reply.hpp"
 

@@ -1,4 +1,4 @@
-#include "net/descriptors.hpp"
+#include "amtp/net/descriptors.hpp"
 
 #include <sys/resource.h>
 

@@ -1,4 +1,4 @@
-#include "net/lmtp.hpp"
+#include "amtp/net/lmtp.hpp"
 
 #include "amtp/address.hpp"
 #include "amtp/client_session.hpp"

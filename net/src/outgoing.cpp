@@ -1,6 +1,6 @@
-#include "net/outgoing.hpp"
+#include "amtp/net/outgoing.hpp"
 
-#include "net/tls_context.hpp"
+#include "amtp/net/tls_context.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>

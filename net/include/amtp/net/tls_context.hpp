@@ -24,11 +24,28 @@ struct PrivateKeyFile {
 };
 PrivateKeyFile read_private_key(const std::string& path);
 
+// Whether a server context lets clients resume TLS sessions; each front-end chooses.
+// A resumed session brings only the client's leaf, not its chain, so its identity
+// cannot be verified again: resuming is safe only when the ticket itself carries the
+// identity the full handshake verified.
+enum class Resumption {
+    // Every session is a full handshake, its identity verified from the chain: no
+    // tickets (TLS 1.2 or 1.3) and no session cache, so an offered session is never found.
+    off,
+    // One stateless ticket per full handshake, carrying the verified identity bound to
+    // the listener and the peer's address (TicketBinding, which the front-end attaches
+    // to every SSL; without one a resumed session has no identity and is refused). The
+    // ticket keys are OpenSSL's, random per context and never stored: tickets are only
+    // good until the context is rebuilt (reload, restart), then a full handshake again.
+    bound_tickets,
+};
+
 // TLS 1.2 minimum (settings.tls.min_version may raise it), our certificate chain and
-// key, a client certificate requested (not required at the TLS layer), and stateless
-// session tickets that carry the verified identity (see TicketBinding). Throws ConfigError naming the file or setting.
+// key, a client certificate requested (not required at the TLS layer), session
+// resumption as `resumption` says. Throws ConfigError naming the file or setting.
 // `key`, when given, is used instead of reading settings.tls.key.
-SslCtxPtr make_server_context(const Settings& settings, ListenerKind listener, EVP_PKEY* key = nullptr);
+SslCtxPtr make_server_context(const Settings& settings, ListenerKind listener, Resumption resumption,
+                              EVP_PKEY* key = nullptr);
 
 // For outgoing AMTP: our certificate as the client certificate, server verification
 // left to TrustStore::verify_server against the SRV target.
@@ -54,8 +71,5 @@ IdentityResult handshake_identity(SSL* ssl, TicketBinding& binding, std::time_t 
 
 std::string tls_version(SSL* ssl);
 std::string tls_cipher(SSL* ssl);
-
-// The trust settings of the INI file and the policy's private networks together.
-TrustOptions trust_options(const Settings& settings, const std::vector<PrivateNetwork>& private_networks);
 
 } // namespace amtp::net

@@ -1,4 +1,4 @@
-#include "net/tls_context.hpp"
+#include "amtp/net/tls_context.hpp"
 
 #include "amtp/errors.hpp"
 #include "amtp/identity_codec.hpp"
@@ -123,7 +123,7 @@ PrivateKeyFile read_private_key(const std::string& path)
     return out;
 }
 
-SslCtxPtr make_server_context(const Settings& s, ListenerKind listener, EVP_PKEY* key)
+SslCtxPtr make_server_context(const Settings& s, ListenerKind listener, Resumption resumption, EVP_PKEY* key)
 {
     SslCtxPtr ctx = base_context(TLS_server_method(), s, key);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, accept_any_certificate);
@@ -136,14 +136,26 @@ SslCtxPtr make_server_context(const Settings& s, ListenerKind listener, EVP_PKEY
             SSL_add_file_cert_subjects_to_stack(names, file.c_str());
         SSL_CTX_set_client_CA_list(ctx.get(), names);
     }
-    // Stateless tickets only; each carries the identity verified on the full handshake.
     static const unsigned char context_id[] = "amtp";
     SSL_CTX_set_session_id_context(ctx.get(), context_id, sizeof context_id - 1);
+    // No server-side cache in either mode: the only sessions that can resume are
+    // bound tickets.
     SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_session_ticket_cb(ctx.get(), make_ticket, use_ticket, nullptr);
-    // One ticket per handshake (OpenSSL sends two by default): an MTA resumes one
-    // session at a time per peer.
-    SSL_CTX_set_num_tickets(ctx.get(), 1);
+    switch (resumption) {
+    case Resumption::off:
+        // SSL_OP_NO_TICKET alone would still send TLS 1.3 clients (stateful) tickets
+        // that no cache could ever honour; send none.
+        SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx.get(), 0);
+        break;
+    case Resumption::bound_tickets:
+        // Stateless tickets only; each carries the identity verified on the full handshake.
+        SSL_CTX_set_session_ticket_cb(ctx.get(), make_ticket, use_ticket, nullptr);
+        // One ticket per handshake (OpenSSL sends two by default): an MTA resumes one
+        // session at a time per peer.
+        SSL_CTX_set_num_tickets(ctx.get(), 1);
+        break;
+    }
     return ctx;
 }
 
@@ -183,17 +195,6 @@ std::string tls_cipher(SSL* ssl)
 {
     const char* c = SSL_get_cipher_name(ssl);
     return c ? c : "";
-}
-
-TrustOptions trust_options(const Settings& s, const std::vector<PrivateNetwork>& private_networks)
-{
-    TrustOptions t;
-    t.public_ca_files = s.tls.trusted_ca;
-    t.private_ca_files = s.tls.private_ca;
-    t.crl_file = s.tls.crl;
-    t.require_client_eku = s.tls.require_client_eku;
-    t.private_networks = private_networks;
-    return t;
 }
 
 } // namespace amtp::net

@@ -1,4 +1,4 @@
-#include "net/dns_pump.hpp"
+#include "amtp/net/dns_pump.hpp"
 
 #include <unistd.h>
 

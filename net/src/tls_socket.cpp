@@ -1,4 +1,4 @@
-#include "net/tls_socket.hpp"
+#include "amtp/net/tls_socket.hpp"
 
 #include <boost/asio/post.hpp>
 
