@@ -3,7 +3,7 @@
 #include "amtp/net/tls_context.hpp"
 
 #include "amtp/errors.hpp"
-#include "amtp/trust_options.hpp"
+#include "amtp/site.hpp"
 
 namespace amtp::amtpd {
 
@@ -22,12 +22,12 @@ std::shared_ptr<const Runtime> make_runtime(Settings settings, const Runtime* pr
             throw ConfigError(s.source, 0, "tls.key", k.error);
         rt->key = std::move(k.key);
     }
-    rt->policy = std::make_shared<const Policy>(s.policy.file.empty() ? Policy{} : Policy::load_file(s.policy.file));
-    rt->trust = TrustStore::load(trust_options(s, rt->policy->private_networks));
-    rt->public_config = std::make_shared<const ServerConfig>(
-        make_server_config(s, rt->policy, ListenerKind::public_network));
-    rt->private_config = std::make_shared<const ServerConfig>(
-        make_server_config(s, rt->policy, ListenerKind::private_network));
+    // The policy, trust store and listener configurations as every front-end loads them.
+    const auto site = Site::load(s);
+    rt->policy = site->policy;
+    rt->trust = site->trust;
+    rt->public_config = site->public_config;
+    rt->private_config = site->private_config;
     // Resumption is safe here: every Connection attaches its TicketBinding, so a
     // resumed session keeps the identity verified for that listener and address.
     const auto resumption = net::Resumption::bound_tickets;

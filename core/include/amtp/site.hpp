@@ -10,15 +10,12 @@
 #include "amtp/rulebook.hpp"
 #include "amtp/settings.hpp"
 #include "amtp/tls_identity.hpp"
+#include "amtp/trust_options.hpp"
 
 #include <memory>
 #include <string>
 
 namespace amtp {
-
-// The trust a site's listeners apply: public CAs for public listeners; private CAs and
-// the policy's private networks (with their pinned certificates) for private ones.
-TrustOptions trust_options(const Settings& settings, const std::vector<PrivateNetwork>& private_networks);
 
 // What the MTA in front lets reach the core: MPC= on MAIL (amtpd, OpenSMTPD, Haraka),
 // or only the AMTP-MPC header carrier, profile B5 (Exim refuses unknown MAIL
