@@ -2,6 +2,9 @@
 
 #include "amtp/log.hpp"
 
+#include <cstddef>
+#include <iterator>
+#include <type_traits>
 
 namespace amtp {
 
@@ -16,8 +19,10 @@ struct Entry {
 };
 
 // The table of refusals: the only place a refusal's code and text are chosen.
+// One entry per Reason, in the enum's order (checked below), so the lookup is an index.
 constexpr Entry table[] = {
-    {Reason::none, "none", 250, "2.0.0", "OK"},
+    // Not a refusal: a caller asking for its reply has a bug (see reply_for).
+    {Reason::none, "none", 451, "4.3.0", "Local error in processing"},
     {Reason::no_client_cert, "no_client_cert", 504, "5.7.1", "Authentication failed: no client certificate"},
     {Reason::untrusted_issuer, "untrusted_issuer", 504, "5.7.1", "Authentication failed: certificate not issued by a trusted CA"},
     {Reason::cert_expired, "cert_expired", 504, "5.7.1", "Authentication failed: certificate expired"},
@@ -70,6 +75,17 @@ constexpr Entry table[] = {
     {Reason::input_overflow, "input_overflow", 421, "4.7.0", "Too much input without reading replies; closing connection"},
     {Reason::storage_full, "storage_full", 452, "4.3.1", "Insufficient system storage"},
     {Reason::storage_temporary, "storage_temporary", 451, "4.3.0", "Local error in processing; try again later"},
+    // The handshake failed, so this is never sent; it is what the log line means.
+    {Reason::tls_handshake, "tls_handshake", 421, "4.7.0", "TLS handshake failed; closing connection"},
+    // The gate's greeting in smtpd's place: 421, since the gate closes at once.
+    {Reason::smtpd_unreachable, "smtpd_unreachable", 421, "4.4.1", "Mail service not reachable; try again later"},
+    // Permanent, as the filter has always answered: while the gate works, only a
+    // connection it did not make (a local process writing its own PROXY header to
+    // smtpd's port) lands here.
+    {Reason::not_registered, "not_registered", 554, "5.7.1", "Connection refused: it did not come through the AMTP gate"},
+    // Exim's router declines such a local part and Exim writes its own refusal; the
+    // entry says what that refusal means, for the log and the documentation.
+    {Reason::bad_local_part, "bad_local_part", 550, "5.1.3", "Bad recipient address: local part not usable as a mailbox name"},
     {Reason::srv_missing, "srv_missing", 550, "5.1.2", "No AMTP service (_amtp._tcp SRV) for recipient domain"},
     {Reason::server_name_mismatch, "server_name_mismatch", 550, "5.7.4", "Server certificate does not match the SRV target"},
     {Reason::server_cert_invalid, "server_cert_invalid", 550, "5.7.4", "Server certificate not trusted"},
@@ -77,12 +93,46 @@ constexpr Entry table[] = {
     {Reason::protocol_error, "protocol_error", 421, "4.5.0", "Unexpected reply from the AMTP server"},
 };
 
-const Entry& entry(Reason reason)
+// What a value outside the enum gets: temporary, so a bug delays mail but never
+// accepts or bounces it; and not named "none", which logs read as a pass.
+constexpr Entry invalid = {Reason::count_, "invalid_reason", 451, "4.3.0", "Local error in processing"};
+
+// A reason added to the enum without its entry here does not compile.
+static_assert(std::size(table) == static_cast<std::size_t>(Reason::count_),
+              "reply.cpp: every Reason needs exactly one entry in the table");
+
+constexpr bool in_enum_order()
+{
+    for (std::size_t i = 0; i < std::size(table); ++i)
+        if (table[i].reason != static_cast<Reason>(i))
+            return false;
+    return true;
+}
+static_assert(in_enum_order(), "reply.cpp: table entries must follow the order of enum Reason");
+
+// reply_for is for refusals: no entry may be positive, and the enhanced code's class
+// must be the reply code's (RFC 3463: 4.x.x with 4yz, 5.x.x with 5yz).
+constexpr bool refusal(const Entry& e)
+{
+    return e.code >= 400 && e.code < 600 && e.enhanced[0] - '0' == e.code / 100;
+}
+
+constexpr bool all_refusals()
 {
     for (const auto& e : table)
-        if (e.reason == reason)
-            return e;
-    return table[0];
+        if (!refusal(e))
+            return false;
+    return refusal(invalid);
+}
+static_assert(all_refusals(), "reply.cpp: every entry is a 4yz or 5yz reply with an enhanced code of its class");
+
+const Entry& entry(Reason reason)
+{
+    // Any integer can be cast into the enum; only 0 .. count_-1 name a reason.
+    const auto i = static_cast<std::underlying_type_t<Reason>>(reason);
+    if (i < 0 || i >= static_cast<std::underlying_type_t<Reason>>(Reason::count_))
+        return invalid;
+    return table[static_cast<std::size_t>(i)];
 }
 
 } // namespace

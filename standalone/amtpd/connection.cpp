@@ -2,6 +2,7 @@
 
 #include "amtpd/server.hpp"
 #include "amtp/net/tls_context.hpp"
+#include "amtp/reply.hpp"
 
 namespace amtp::amtpd {
 
@@ -31,7 +32,7 @@ void Connection::on_handshake(const net::TlsSocket::Result& result)
     if (!result) {
         if (server_.log())
             server_.log()(LogLine("tls").kv("session", session_.id()).kv("peer", peer_.str())
-                              .kv("result", "fail").kv("reason", "tls_handshake")
+                              .kv("result", "fail").kv("reason", reason_name(Reason::tls_handshake))
                               .kv("detail", result.what()).str());
         finish("handshake failed");
         return;

@@ -131,7 +131,7 @@ QueueEntry attempt_entry(const Runtime& rt, Queue& queue, QueueEntry entry, cons
     const std::time_t now = std::time(nullptr);
     if (!message) {
         if (log)
-            log(LogLine("queue").kv("id", entry.id).kv("result", "fail").kv("reason", "storage_temporary")
+            log(LogLine("queue").kv("id", entry.id).kv("result", "fail").kv("reason", reason_name(Reason::storage_temporary))
                     .kv("detail", "message file missing").str());
         entry.next_attempt = next_attempt_time(now, ++entry.attempts, s.queue.retry_schedule);
         queue.update(entry);

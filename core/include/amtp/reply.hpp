@@ -69,15 +69,26 @@ enum class Reason {
     input_overflow,     // the peer sent far ahead without reading our replies
     storage_full,
     storage_temporary,
+    // Hosts and adapters: decided outside the session, named here so that their log
+    // lines and any reply they write come from the same table.
+    tls_handshake,      // the TLS handshake failed; nothing can be written to the peer
+    smtpd_unreachable,  // OpenSMTPD gate: smtpd does not accept the relayed connection
+    not_registered,     // OpenSMTPD filter: a session the gate did not register
+    bad_local_part,     // Exim: a local part unsafe as a Maildir folder name
     // client side (outgoing)
     srv_missing,
     server_name_mismatch,
     server_cert_invalid,
     connection_failed,
     protocol_error,
+
+    // Not a reason: the number of reasons, so that reply.cpp can prove at compile time
+    // that its table has one entry per reason, in this order.
+    count_,
 };
 
-// The reason's stable name, e.g. "ptr_mismatch".
+// The reason's stable name, e.g. "ptr_mismatch". A value that is not a reason (count_,
+// or anything cast into the enum) is "invalid_reason", never "none".
 const char* reason_name(Reason reason);
 
 struct Reply {
@@ -94,8 +105,12 @@ struct Reply {
     std::string wire() const;
 };
 
-// The one reply for a refusal. `detail` replaces the default text's tail where given
-// (it is sanitised: control characters cannot reach the wire).
+// The one reply for a refusal. `detail` is appended to the default text in parentheses
+// where given (it is sanitised: control characters cannot reach the wire).
+// Never a positive reply: Reason::none (no refusal) and a value that is not a reason
+// both give 451 4.3.0 "Local error in processing", since asking for the refusal of
+// nothing is a bug, and a bug must make the peer retry, not accept or bounce its mail.
+// Positive replies are built with make_reply.
 Reply reply_for(Reason reason, std::string_view detail = {});
 
 Reply make_reply(int code, std::string_view enhanced, std::string_view text);

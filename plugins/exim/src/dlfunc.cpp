@@ -271,7 +271,7 @@ AMTP_EXIM_ENTRY amtp_local_part(uschar** yield, int argc, uschar* argv[])
         const auto safe = route_local_part(arg(argc, argv, 1));
         if (!safe) {
             LogLine line("route");
-            line.kv("result", "fail").kv("reason", "bad_local_part").kv("local_part", arg(argc, argv, 1));
+            line.kv("result", "fail").kv("reason", reason_name(Reason::bad_local_part)).kv("local_part", arg(argc, argv, 1));
             log_line(line.str());
         }
         return yield_string(yield, safe.value_or(std::string()));

@@ -111,8 +111,8 @@ std::optional<SessionKey> SessionKey::parse(std::string_view text)
 
 std::optional<Reason> reason_from_name(std::string_view name)
 {
-    // Reasons are a dense enum from none to protocol_error; reason_name is the one table.
-    for (int i = 0; i <= static_cast<int>(Reason::protocol_error); ++i) {
+    // Reasons are a dense enum from none up to count_; reason_name is the one table.
+    for (int i = 0; i < static_cast<int>(Reason::count_); ++i) {
         const auto r = static_cast<Reason>(i);
         if (name == reason_name(r))
             return r;

@@ -1,5 +1,6 @@
 #include "filter/engine.hpp"
 
+#include "amtp/reply.hpp"
 #include "amtp/reverse_dns.hpp"
 #include "amtp/smtp_syntax.hpp"
 #include "amtp/trace_headers.hpp"
@@ -45,11 +46,6 @@ EngineConfig make_engine_config(const Settings& settings, std::shared_ptr<const 
 }
 
 namespace {
-
-Reply unregistered_reply()
-{
-    return make_reply(554, "5.7.1", "Connection refused: it did not come through the AMTP gate");
-}
 
 Reply internal_error_reply()
 {
@@ -320,8 +316,8 @@ void Engine::on_request(Session& s, const FilterEvent& e)
         // The gate's token was not shown (a connection the gate did not make), or no
         // connect phase was seen: no identity, nothing allowed.
         log(LogLine(e.phase).kv("session", s.id).kv("peer", s.key ? s.key->str() : "unknown")
-                .kv("result", "fail").kv("reason", "not_registered").kv("why", "no_gate_token"));
-        emit(disconnect(s.id, e.token, unregistered_reply()));
+                .kv("result", "fail").kv("reason", reason_name(Reason::not_registered)).kv("why", "no_gate_token"));
+        emit(disconnect(s.id, e.token, reply_for(Reason::not_registered)));
         return;
     }
     if (e.phase == "commit") {
@@ -390,7 +386,7 @@ void Engine::claim(Session& s, std::string_view token)
     if (it == unclaimed_.end() || it->second.token.empty() || !same_secret(it->second.token, token) ||
         !configured()) {
         log(LogLine("claim").kv("session", s.id).kv("peer", s.key ? s.key->str() : "unknown")
-                .kv("result", "fail").kv("reason", "not_registered").kv("why", "token_mismatch"));
+                .kv("result", "fail").kv("reason", reason_name(Reason::not_registered)).kv("why", "token_mismatch"));
         return;
     }
     // One registration serves one session.
@@ -526,8 +522,8 @@ void Engine::tick(Clock::time_point now)
         const std::string token = std::exchange(s->pending_token, std::string{});
         s->pending_phase.clear();
         log(LogLine("connect").kv("session", id).kv("peer", s->key ? s->key->str() : "unknown")
-                .kv("result", "fail").kv("reason", "not_registered"));
-        emit(disconnect(id, token, unregistered_reply()));
+                .kv("result", "fail").kv("reason", reason_name(Reason::not_registered)));
+        emit(disconnect(id, token, reply_for(Reason::not_registered)));
     }
 }
 

@@ -50,7 +50,7 @@ void Relay::on_handshake(const boost::system::error_code& ec)
     if (ec) {
         if (context_.log)
             context_.log(LogLine("tls").kv("gate", id_).kv("peer", key_.str()).kv("result", "fail")
-                             .kv("reason", "tls_handshake").kv("detail", ec.message()).str());
+                             .kv("reason", reason_name(Reason::tls_handshake)).kv("detail", ec.message()).str());
         finish("handshake failed");
         return;
     }
@@ -91,9 +91,9 @@ void Relay::on_handshake(const boost::system::error_code& ec)
         if (e) {
             if (self->context_.log)
                 self->context_.log(LogLine("relay").kv("gate", self->id_).kv("result", "fail")
-                                       .kv("reason", "smtpd_unreachable").kv("detail", e.message()).str());
-            // The one reply the gate writes itself: smtpd is not there.
-            self->client_out_ += reply_for(Reason::storage_temporary).wire();
+                                       .kv("reason", reason_name(Reason::smtpd_unreachable)).kv("detail", e.message()).str());
+            // smtpd is not there: the gate greets in its place, with a 421 as it closes.
+            self->client_out_ += reply_for(Reason::smtpd_unreachable).wire();
             self->server_closed_ = true;
             self->flush();
             return;

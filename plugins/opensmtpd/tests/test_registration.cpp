@@ -89,3 +89,13 @@ TEST_CASE("smtpd's address forms parse to the same key")
     CHECK(reason_from_name("ptr_mismatch") == Reason::ptr_mismatch);
     CHECK_FALSE(reason_from_name("nonsense"));
 }
+
+TEST_CASE("Every reason's name reads back as that reason, the last ones too")
+{
+    for (int i = 0; i < static_cast<int>(Reason::count_); ++i) {
+        const auto r = static_cast<Reason>(i);
+        INFO(reason_name(r));
+        CHECK(reason_from_name(reason_name(r)) == r);
+    }
+    CHECK_FALSE(reason_from_name("invalid_reason"));
+}
