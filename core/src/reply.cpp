@@ -142,6 +142,14 @@ const char* reason_name(Reason reason)
     return entry(reason).name;
 }
 
+std::optional<Reason> reason_from_name(std::string_view name)
+{
+    for (const Entry& e : table)
+        if (name == e.name)
+            return e.reason;
+    return std::nullopt;
+}
+
 Reply make_reply(int code, std::string_view enhanced, std::string_view text)
 {
     Reply r;

@@ -188,8 +188,13 @@ Verdict Rulebook::ehlo(SessionFacts& f, std::string_view argument) const
     const auto name = normalize_host_name(argument);
     if (!name || !is_fully_qualified(*name))
         return refuse(f, "ehlo", Reason::ehlo_syntax, {{"ehlo", argument}});
-    if (!f.tls || !f.tls->identity.ok())
-        return refuse(f, "ehlo", f.tls ? f.tls->identity.reason : Reason::no_client_cert, {{"ehlo", *name}});
+    if (!f.tls || !f.tls->identity.ok()) {
+        // A host that reports no identity and no reason has still not verified one.
+        const Reason r = !f.tls ? Reason::no_client_cert
+                         : f.tls->identity.reason == Reason::none ? Reason::cert_invalid
+                                                                  : f.tls->identity.reason;
+        return refuse(f, "ehlo", r, {{"ehlo", *name}});
+    }
     if (!client_name_matches(f.identity->names, *name))
         return refuse(f, "ehlo", Reason::ehlo_not_in_cert, {{"ehlo", *name}});
     f.pending_ehlo = *name;

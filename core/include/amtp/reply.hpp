@@ -3,6 +3,7 @@
 // grep for a reason name lands on its reply, the code that decides it and its tests.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -90,6 +91,8 @@ enum class Reason {
 // The reason's stable name, e.g. "ptr_mismatch". A value that is not a reason (count_,
 // or anything cast into the enum) is "invalid_reason", never "none".
 const char* reason_name(Reason reason);
+// The reason a stable name names (a log line's or another process's); nullopt for none.
+std::optional<Reason> reason_from_name(std::string_view name);
 
 struct Reply {
     int code = 0;

@@ -109,17 +109,6 @@ std::optional<SessionKey> SessionKey::parse(std::string_view text)
     return SessionKey{*address, *port};
 }
 
-std::optional<Reason> reason_from_name(std::string_view name)
-{
-    // Reasons are a dense enum from none up to count_; reason_name is the one table.
-    for (int i = 0; i < static_cast<int>(Reason::count_); ++i) {
-        const auto r = static_cast<Reason>(i);
-        if (name == reason_name(r))
-            return r;
-    }
-    return std::nullopt;
-}
-
 std::string encode_registration(const Registration& r)
 {
     const IdentityResult& id = r.tls.identity;

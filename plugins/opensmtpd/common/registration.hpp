@@ -76,7 +76,5 @@ struct SharedConfig {
 std::string encode_config(const SharedConfig& c);
 std::optional<SharedConfig> decode_config_line(std::string_view line);
 
-// Reason by its stable name ("ptr_mismatch"); nullopt for an unknown name.
-std::optional<Reason> reason_from_name(std::string_view name);
 
 } // namespace amtp::opensmtpd
