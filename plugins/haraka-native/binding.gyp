@@ -10,7 +10,7 @@
   "targets": [
     {
       "target_name": "amtp",
-      "sources": ["src/addon.cc", "src/checks.cc"],
+      "sources": ["src/addon.cc", "src/session.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<(amtp_root)/core/include"
