@@ -312,8 +312,8 @@ Verdict Rulebook::rcpt(SessionFacts& f, std::string_view argument) const
         return refuse(f, "rcpt", Reason::too_many_recipients, {{"rcpt", address}}, false);
     const bool local = config_->is_local_domain(box->domain);
     // A message received over a public connection is never relayed over another
-    // public connection (draft s5.1).
-    if (!local && f.listener == ListenerKind::public_network)
+    // public connection (draft s5.1); nor by a host that has no way to relay.
+    if (!local && (f.listener == ListenerKind::public_network || !config_->can_relay))
         return refuse(f, "rcpt", Reason::relay_denied, {{"rcpt", address}});
     if (local && config_->recipients) {
         // Before the MPC rules: an unknown mailbox is the same answer for every MPC.

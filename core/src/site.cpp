@@ -1,5 +1,8 @@
 #include "amtp/site.hpp"
 
+#include <algorithm>
+#include <cstdint>
+
 namespace amtp {
 
 std::shared_ptr<const Site> Site::load(Settings settings, MpcCarrier carrier)
@@ -26,9 +29,17 @@ std::shared_ptr<const Site> Site::load(const std::string& config_file, MpcCarrie
 
 ListenerKind Site::listener(const IpAddress& local, unsigned port) const
 {
-    for (const auto& e : settings.listen.private_endpoints)
-        if (e.port == port && e.address == local)
+    for (const auto& e : settings.listen.private_endpoints) {
+        if (e.port != port)
+            continue;
+        // A wildcard endpoint ("private = 0.0.0.0:2687") accepts connections to every
+        // local address of its family (:: to all, dual-stack): a host reports the one
+        // the client reached.
+        const bool wildcard = std::all_of(e.address.bytes(), e.address.bytes() + e.address.size(),
+                                          [](std::uint8_t b) { return b == 0; });
+        if (e.address == local || (wildcard && (!e.address.is_v4() || local.is_v4())))
             return ListenerKind::private_network;
+    }
     return ListenerKind::public_network;
 }
 

@@ -1,4 +1,4 @@
-# The addon links the CMake-built core (static, -fPIC): build it first with
+# The addon links the CMake-built core (libamtp.so in the build tree): build it first with
 #   cmake --build $AMTP_BUILD_DIR --target amtp_core
 # AMTP_BUILD_DIR defaults to <repo>/build. Build offline against the Debian headers:
 #   npx node-gyp rebuild --nodedir=/usr
@@ -10,7 +10,7 @@
   "targets": [
     {
       "target_name": "amtp",
-      "sources": ["src/addon.cc", "src/checks.cc"],
+      "sources": ["src/addon.cc", "src/session.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<(amtp_root)/core/include"
@@ -19,8 +19,7 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra"],
       "libraries": [
-        "<(amtp_build)/lib/libamtp_core.a",
-        "-lunbound", "-lidn2", "-lpugixml", "-lboost_program_options", "-lssl", "-lcrypto"
+        "-L<(amtp_build)/lib", "-lamtp", "-Wl,-rpath,<(amtp_build)/lib", "-lssl", "-lcrypto"
       ]
     }
   ]

@@ -1,17 +1,19 @@
 'use strict'
-// The Haraka plugin `amtp`: AMTP's rules on Haraka's implicit-TLS listeners, decided by
-// the core (through the addon) so that every reply equals amtpd's. Haraka owns sockets,
-// TLS and the SMTP dialogue; this plugin judges each step:
-//   connect   the client chain is verified by the core (not by Node: the project's trust
-//             rules differ: serverAuth-only client certificates, private CAs and pins per
-//             listener, exact refusal reasons) and the PTR lookup starts, both off the loop
-//   HELO      504 5.5.1
-//   EHLO      name syntax, certificate, name in certificate, PTR (public listeners only)
-//   EHLO reply  the site's MPC line and ENHANCEDSTATUSCODES
-//   MAIL      MPC= (555/501), the advertised declarations (550)
-//   RCPT      local domains only (no relay), per-recipient rules (550)
-//   DATA end  a pre-existing MPC: field (550), the AMTP-MPC carrier cross-check, then
-//             Maildir delivery with fsync before the 250
+// The Haraka plugin `amtp`: AMTP's rules on Haraka's implicit-TLS listeners. Haraka owns
+// sockets, TLS and the SMTP dialogue (its own command sequence and framing); every AMTP
+// decision is the core's rulebook (core/include/amtp/rulebook.hpp), reached through one
+// native Session per connection (src/session.hpp). Each hook only translates: what
+// Haraka saw goes to the session's stage call, and its verdict (reply, log line) comes
+// back as Haraka's answer:
+//   connect     the session (listener from the local address and port); the client
+//               chain goes to the core (tls), and a public listener's PTR lookup starts
+//   HELO, EHLO  helo, ehlo (+ ehloPtr when the rulebook asks for the PTR); the EHLO
+//               reply's greeting and keywords are the core's
+//   MAIL, RCPT  mail, rcpt with the command's raw argument; RSET resets the transaction
+//   DATA        data; at its end message (the header through the core's scanner), then
+//               the trace fields, storage, and accepted or storeFailed
+// Storage is the host's part: the relay hand-off first, then local delivery, with the
+// core's settle_delivery deciding what partial outcomes mean (see store()).
 // Every hook catches its own errors and always calls next(): an exception in a hook
 // would take the whole server down.
 
@@ -36,19 +38,32 @@ try {
     }
 }
 
-// The core's reply for a reason as the object Haraka's respond() understands.
+// The core's reply (a verdict, or replyFor's) as the object Haraka's respond() understands.
 function dsn_of(reply) {
     const parts = (reply.enhanced || '').split('.')
     if (parts.length !== 3) return `${reply.text}`
     return DSN.create(reply.code, reply.text, parseInt(parts[1], 10), parseInt(parts[2], 10))
 }
 
-function refusal(reason, detail) {
-    return dsn_of(native.replyFor(reason, detail || undefined))
+// Haraka's return code for a refused verdict (the reply itself travels in the DSN).
+function refused(v) {
+    return v.permanent ? DENY : DENYSOFT
 }
 
-function positive(code, enhanced, text) {
-    return dsn_of({ code, enhanced, text })
+// A verdict as the hook's answer: its log line, then DENY/DENYSOFT with the core's
+// reply, or (pass) the core's reply where Haraka takes one, else Haraka's own.
+function answer(plugin, connection, next, v, reply_on_pass) {
+    if (v.log) connection.lognotice(plugin, v.log)
+    if (v.refused) return next(refused(v), dsn_of(v))
+    if (reply_on_pass) return next(OK, dsn_of(v))
+    next()
+}
+
+// An exception in a hook is a bug, not a decision: logged, and answered with a
+// temporary failure so the client retries rather than loses its message.
+function internal(plugin, connection, hook, err) {
+    connection.logerror(plugin, `amtp ${hook}: ${err.stack || err.message}`)
+    return dsn_of(native.replyFor('storage_temporary'))
 }
 
 function kv(fields) {
@@ -104,7 +119,6 @@ exports.register = function () {
             plugin.logerror(kv({ event: 'reload', result: 'fail', reason: err.code || 'config_error', detail: err.message }))
         }
     })
-    plugin.private_ports = new Set(s.listen.private.map((e) => e.port))
     plugin.implicit_ports = s.listen.starttls ? [] : [...s.listen.public, ...s.listen.private].map((e) => e.port)
     const server = haraka_server()
     if (server) wrap_listeners(plugin, server)
@@ -173,7 +187,9 @@ function shutdown(plugin) {
             if (connection.transaction || st.closing) continue
             st.closing = true
             try {
-                connection.respond(421, refusal('shutting_down'), () => connection.disconnect())
+                const v = st.session.refusal('close', 'shutting_down', '', false)
+                connection.lognotice(plugin, v.log)
+                connection.respond(v.code, dsn_of(v), () => connection.disconnect())
             } catch {
                 plugin.open.delete(connection)
             }
@@ -194,20 +210,35 @@ function haraka_server() {
     return null
 }
 
-// The configuration a session started with (a reload does not change it midway).
-function site_of(plugin, connection) {
-    const st = state_of(connection)
-    if (!st.site) st.site = plugin.site
-    return st.site
-}
-
 function state_of(connection) {
     if (!connection.notes.amtp) connection.notes.amtp = {}
     return connection.notes.amtp
 }
 
-function listener_of(plugin, connection) {
-    return plugin.private_ports.has(Number(connection.local.port)) ? 'private' : 'public'
+// The connection's native session (made at connect_init).
+function session_of(connection) {
+    const session = state_of(connection).session
+    if (!session) throw new Error('no AMTP session for this connection')
+    return session
+}
+
+// Work on the session that outlives its hook call (EHLO's waits for the certificate
+// check and the PTR, the end of DATA's storage) keeps the session open; when the
+// connection is gone, the last of it closes the session (see hook_disconnect).
+async function holding_session(connection, work) {
+    const st = state_of(connection)
+    st.busy = (st.busy || 0) + 1
+    try {
+        return await work()
+    } finally {
+        if (--st.busy === 0 && st.gone) st.session?.close()
+    }
+}
+
+// The command line's argument as the client sent it ("FROM:<a@b> MPC=per/individual"):
+// the core parses it, not Haraka's split of it.
+function command_argument(connection) {
+    return String(connection.current_line || '').replace(/^\S+\s*/, '')
 }
 
 function tls_socket(connection) {
@@ -232,31 +263,33 @@ function peer_chain(connection) {
     return out
 }
 
-// Starts (once per connection) the chain verification; never rejects.
-function verification(plugin, connection) {
+// TLS is up (implicit TLS at connect, or after STARTTLS): the core verifies the chain
+// Node received (off the loop) and the session starts over with its verdict. Once per
+// handshake. Version and cipher come from the socket: at connect_init Haraka has not
+// yet copied them to connection.tls.
+function tls_established(plugin, connection) {
     const st = state_of(connection)
-    if (!st.verify) {
-        const kind = listener_of(plugin, connection)
-        st.verify = site_of(plugin, connection).verifyClient(peer_chain(connection), kind, connection.remote.ip).then(
-            (identity) => ({ identity }),
-            (err) => ({ reason: err.code || 'cert_invalid', detail: err.detail || err.message }),
-        )
+    if (!st.tls) {
+        const sock = tls_socket(connection)
+        const version = sock?.getProtocol?.() || connection.tls?.cipher?.version || ''
+        const cipher = sock?.getCipher?.()?.name || connection.tls?.cipher?.name || ''
+        st.tls = session_of(connection)
+            .tls(peer_chain(connection), String(version), String(cipher))
+            .then((r) => connection.lognotice(plugin, r.log))
     }
-    return st.verify
+    return st.tls
 }
 
-function ptr_lookup(plugin, connection) {
+// The peer's PTR names through the core's resolver (the site's DNS settings); asked at
+// connect where the rulebook will want them, so the answer is usually there by EHLO.
+function ptr_lookup(connection) {
     const st = state_of(connection)
     if (!st.ptr) {
-        st.ptr = site_of(plugin, connection)
+        st.ptr = st.site
             .lookupClientNames(connection.remote.ip)
             .catch((err) => ({ status: 'temporary', names: [], error: err.message }))
     }
     return st.ptr
-}
-
-function implicit_tls(connection) {
-    return !!connection.tls?.enabled
 }
 
 // What one session may have outstanding: bytes read but not yet processed plus replies
@@ -278,33 +311,42 @@ function bound_outstanding(plugin, connection) {
         const tls = tls_socket(connection)
         const pending = (connection.current_data?.length || 0) + (sock.writableLength || 0) +
             (tls && tls !== sock ? tls.writableLength || 0 : 0)
-        const limit = st.authenticated ? OUTSTANDING_LIMIT : OUTSTANDING_LIMIT_UNVERIFIED
+        const limit = st.session?.authenticated ? OUTSTANDING_LIMIT : OUTSTANDING_LIMIT_UNVERIFIED
         if (pending <= limit) return
         st.overflowed = true
-        connection.lognotice(plugin, kv({ event: 'close', session: connection.uuid, peer: connection.remote.ip,
-            result: 'fail', reason: 'output_backlog', pending, limit }))
+        try {
+            connection.lognotice(plugin, session_of(connection).refusal('close', 'input_overflow',
+                `pending=${pending} limit=${limit}`, false).log)
+        } catch (err) {
+            connection.logerror(plugin, `amtp: ${err.message}`)
+        }
         connection.current_data = null
         sock.destroy()
     })
 }
 
 exports.hook_connect_init = function (next, connection) {
+    const plugin = this
     try {
-        bound_outstanding(this, connection)
+        bound_outstanding(plugin, connection)
         // Connection limits as amtpd counts them (this process; serve runs one, nodes=0).
         const ip = connection.remote.ip
-        this.connections = (this.connections || 0) + 1
-        if (!this.connections_by_ip) this.connections_by_ip = new Map()
-        this.connections_by_ip.set(ip, (this.connections_by_ip.get(ip) || 0) + 1)
-        state_of(connection).counted = true
-        this.open?.add(connection)
-        site_of(this, connection)
-        if (implicit_tls(connection)) {
-            verification(this, connection)
-            if (listener_of(this, connection) === 'public') ptr_lookup(this, connection)
-        }
+        plugin.connections = (plugin.connections || 0) + 1
+        if (!plugin.connections_by_ip) plugin.connections_by_ip = new Map()
+        plugin.connections_by_ip.set(ip, (plugin.connections_by_ip.get(ip) || 0) + 1)
+        const st = state_of(connection)
+        st.counted = true
+        plugin.open?.add(connection)
+        // The configuration the session started with stays its own (a reload does not
+        // change it midway).
+        st.site = plugin.site
+        st.session = new native.Session(st.site, { peer: ip, local: connection.local.ip,
+            port: Number(connection.local.port), id: connection.uuid, relay: !!plugin.relay })
+        connection.lognotice(plugin, st.session.connectLog())
+        if (connection.tls?.enabled) tls_established(plugin, connection)
+        if (st.session.lookupAtConnect) ptr_lookup(connection)
     } catch (err) {
-        connection.logerror(this, `amtp: ${err.message}`)
+        connection.logerror(plugin, `amtp: ${err.message}`)
     }
     next()
 }
@@ -314,10 +356,12 @@ exports.hook_connect = function (next, connection) {
     try {
         const limits = this.settings.limits
         const mine = this.connections_by_ip?.get(connection.remote.ip) || 0
-        if (this.connections > limits.maxConnections || mine > limits.maxConnectionsPerIp) {
-            connection.lognotice(this, kv({ event: 'connect', session: connection.uuid, peer: connection.remote.ip,
-                result: 'fail', reason: 'too_many_connections' }))
-            return next(DENYSOFTDISCONNECT, refusal('too_many_connections'))
+        const over = this.connections > limits.maxConnections ? 'max-connections'
+            : mine > limits.maxConnectionsPerIp ? 'max-connections-per-ip' : ''
+        if (over) {
+            const v = session_of(connection).refusal('connect', 'too_many_connections', over, false)
+            connection.lognotice(this, v.log)
+            return next(DENYSOFTDISCONNECT, dsn_of(v))
         }
     } catch (err) {
         connection.logerror(this, `amtp: ${err.message}`)
@@ -329,6 +373,8 @@ exports.hook_disconnect = function (next, connection) {
     try {
         this.open?.delete(connection)
         const st = state_of(connection)
+        st.gone = true
+        if (!st.busy) st.session?.close()
         if (st.counted) {
             st.counted = false
             this.connections -= 1
@@ -349,158 +395,122 @@ exports.hook_lookup_rdns = function (next) {
     next(OK, 'Unknown')
 }
 
-exports.hook_helo = function (next, connection, helo) {
+exports.hook_helo = function (next, connection) {
     try {
-        connection.lognotice(this, kv({ event: 'helo', session: connection.uuid, peer: connection.remote.ip,
-            result: 'fail', reason: 'helo_refused', helo }))
-        next(DENY, refusal('helo_refused'))
+        answer(this, connection, next, session_of(connection).helo())
     } catch (err) {
-        next(DENYSOFT, refusal('storage_temporary'))
+        next(DENYSOFT, internal(this, connection, 'helo', err))
     }
 }
 
-async function ehlo_verdict(plugin, connection, argument) {
-    const name = native.normalizeHostName(argument)
-    if (!name || native.checkEhlo([], name) === 'ehlo_syntax') return { reason: 'ehlo_syntax' }
-    const v = await verification(plugin, connection)
-    if (!v.identity) return { reason: v.reason, detail: v.detail }
-    const by_cert = native.checkEhlo(v.identity.names, name)
-    if (by_cert !== 'none') return { reason: by_cert, identity: v.identity }
-    if (listener_of(plugin, connection) === 'private') return { reason: 'none', name, identity: v.identity }
-    const result = await ptr_lookup(plugin, connection)
-    const reason = native.checkPtr(result, name)
-    // A failed lookup is asked again by a later EHLO rather than reused.
-    if (result.status === 'temporary') delete state_of(connection).ptr
-    return { reason, name, identity: v.identity, ptr: result, ptr_name: reason === 'none' ? name : '' }
+async function ehlo_verdict(plugin, connection) {
+    const st = state_of(connection)
+    const session = session_of(connection)
+    if (connection.tls?.enabled) await tls_established(plugin, connection)
+    const v = session.ehlo(command_argument(connection))
+    if (!v.needsPtr) return v
+    const result = await ptr_lookup(connection)
+    // The session keeps an answer it may reuse; after a temporary failure a later EHLO
+    // asks for the PTR again, and then gets a fresh lookup.
+    st.ptr = null
+    return session.ehloPtr(result)
 }
 
-exports.hook_ehlo = function (next, connection, argument) {
+exports.hook_ehlo = function (next, connection) {
     const plugin = this
     const st = state_of(connection)
-    st.authenticated = false
-    if (!implicit_tls(connection)) {
-        // STARTTLS mode before TLS: nothing is checked; the EHLO after TLS is (profile B1).
-        return next()
-    }
-    ehlo_verdict(plugin, connection, argument)
+    st.ehlo = null
+    holding_session(connection, () => ehlo_verdict(plugin, connection))
         .then((v) => {
-            const fields = { event: 'ehlo', session: connection.uuid, peer: connection.remote.ip,
-                result: v.reason === 'none' ? 'pass' : 'fail', reason: v.reason, ehlo: v.name || argument,
-                cert: v.identity ? v.identity.names[0] || v.identity.subject : undefined, detail: v.detail }
-            if (v.ptr && v.reason !== 'none') {
-                fields.ptr = v.ptr.names.join(',')
-                fields.dns = v.ptr.error
+            if (!v.refused) {
+                st.ehlo = v
+                const ptr = st.session.ptrName
+                if (ptr) connection.set('remote', 'host', ptr)
             }
-            connection.lognotice(plugin, kv(fields))
-            if (v.reason !== 'none') return next(DENY, refusal(v.reason))
-            st.authenticated = true
-            st.ehlo_name = v.name
-            st.ptr_name = v.ptr_name || ''
-            st.identity = v.identity
-            if (v.ptr_name) connection.set('remote', 'host', v.ptr_name)
-            next()
+            answer(plugin, connection, next, v)
         })
-        .catch((err) => {
-            connection.logerror(plugin, `amtp ehlo: ${err.stack || err.message}`)
-            next(DENYSOFT, refusal('dns_temporary'))
-        })
+        .catch((err) => next(DENYSOFT, internal(plugin, connection, 'ehlo', err)))
 }
 
+// The EHLO reply is the core's: its greeting line and keywords (the site's MPC line,
+// PIPELINING, 8BITMIME, SIZE, ENHANCEDSTATUSCODES; STARTTLS before TLS).
 exports.hook_capabilities = function (next, connection) {
     try {
-        if (state_of(connection).authenticated) {
-            const caps = connection.capabilities
-            const line = site_of(this, connection).ehloLine()
-            if (line) caps.splice(1, 0, line)
-            if (!caps.includes('ENHANCEDSTATUSCODES')) caps.push('ENHANCEDSTATUSCODES')
-        }
+        const v = state_of(connection).ehlo
+        if (v) connection.capabilities.splice(0, connection.capabilities.length, v.text, ...v.lines)
     } catch (err) {
         connection.logerror(this, `amtp capabilities: ${err.message}`)
     }
     next()
 }
 
-function command_argument(connection) {
-    return String(connection.current_line || '').replace(/^\S+\s*/, '')
-}
-
 exports.hook_mail = function (next, connection) {
-    const plugin = this
     try {
-        const st = state_of(connection)
-        if (!implicit_tls(connection)) return next(DENY, refusal('tls_required'))
-        if (!st.authenticated) return next(DENY, refusal('ehlo_first'))
-        // listen.header-carrier (profile B5): MAIL may come without MPC=; the value then
-        // arrives in an AMTP-MPC field and is judged at the end of DATA.
-        const m = native.mailCommand(command_argument(connection), !plugin.settings.listen.headerCarrier)
-        const log = { event: 'mail', session: connection.uuid, peer: connection.remote.ip }
-        if (!m.ok) {
-            connection.lognotice(plugin, kv({ ...log, result: 'fail', reason: m.reason, detail: m.detail }))
-            return next(DENY, refusal(m.reason, m.detail))
-        }
-        if (m.parameters.SIZE !== undefined && Number(m.parameters.SIZE) > plugin.settings.limits.maxMessageSize) {
-            return next(DENY, refusal('message_too_big'))
-        }
-        if (m.mpc && !site_of(plugin, connection).mailAllows(m.mpc)) {
-            connection.lognotice(plugin, kv({ ...log, result: 'fail', reason: 'mpc_denied', mpc: m.mpc }))
-            return next(DENY, refusal('mpc_denied'))
-        }
-        connection.transaction.notes.amtp = { sender: m.sender, mpc: m.mpc, recipients: [], remote: [] }
-        connection.lognotice(plugin, kv({ ...log, result: 'pass', reason: 'none', mpc: m.mpc || 'header' }))
-        next(OK, positive(250, '2.1.0', 'Sender OK'))
+        answer(this, connection, next, session_of(connection).mail(command_argument(connection)), true)
     } catch (err) {
-        connection.logerror(plugin, `amtp mail: ${err.stack || err.message}`)
-        next(DENYSOFT, refusal('storage_temporary'))
+        next(DENYSOFT, internal(this, connection, 'mail', err))
     }
 }
 
-exports.hook_rcpt = function (next, connection, params) {
-    const plugin = this
+exports.hook_rcpt = function (next, connection) {
     try {
-        const t = connection.transaction?.notes?.amtp
-        if (!t) return next(DENY, refusal('bad_sequence'))
-        const rcpt = params[0]
-        const box = native.parseMailbox(`${rcpt.user}@${rcpt.host}`)
-        const log = { event: 'rcpt', session: connection.uuid, peer: connection.remote.ip }
-        if (!box) return next(DENY, refusal('bad_recipient'))
-        if (t.recipients.length + t.remote.length >= plugin.settings.limits.maxRecipients) return next(DENYSOFT, refusal('too_many_recipients'))
-        if (!site_of(plugin, connection).isLocalDomain(box.domain)) {
-            // Only private listeners relay (draft s5.1), through amtpd's queue (docs/haraka.md).
-            if (plugin.relay && listener_of(plugin, connection) === 'private') {
-                t.remote.push(box)
-                connection.lognotice(plugin, kv({ ...log, result: 'pass', reason: 'none', rcpt: box.address, relay: 'amtpd' }))
-                return next(OK, positive(250, '2.1.5', 'Recipient OK'))
-            }
-            connection.lognotice(plugin, kv({ ...log, result: 'fail', reason: 'relay_denied', rcpt: box.address }))
-            return next(DENY, refusal('relay_denied'))
-        }
-        // delivery.recipients, decided by the core: a peer cannot make the plugin create
-        // mailboxes without bound.
-        const known = site_of(plugin, connection).checkRecipient(box.address)
-        if (known.reason !== 'none') {
-            connection.lognotice(plugin, kv({ ...log, result: 'fail', reason: known.reason, rcpt: box.address, detail: known.detail }))
-            const reply = native.replyFor(known.reason)
-            return next(reply.code >= 500 ? DENY : DENYSOFT, dsn_of(reply))
-        }
-        if (t.mpc && !site_of(plugin, connection).recipientAllows(box.address, t.mpc)) {
-            connection.lognotice(plugin, kv({ ...log, result: 'fail', reason: 'mpc_denied', rcpt: box.address }))
-            return next(DENY, refusal('mpc_denied'))
-        }
-        t.recipients.push(box)
-        connection.lognotice(plugin, kv({ ...log, result: 'pass', reason: 'none', rcpt: box.address }))
-        next(OK, positive(250, '2.1.5', 'Recipient OK'))
+        answer(this, connection, next, session_of(connection).rcpt(command_argument(connection)), true)
     } catch (err) {
-        connection.logerror(plugin, `amtp rcpt: ${err.stack || err.message}`)
-        next(DENYSOFT, refusal('storage_temporary'))
+        next(DENYSOFT, internal(this, connection, 'rcpt', err))
     }
 }
 
-// The header block as single lines (continuations separate), for the core's scanner.
-function header_lines(transaction) {
-    const list = transaction.header?.header_list || []
-    const lines = list.join('').split(/\r?\n/)
-    while (lines.length && lines[lines.length - 1] === '') lines.pop()
-    return lines
+exports.hook_rset = function (next, connection) {
+    try {
+        session_of(connection).reset()
+    } catch (err) {
+        connection.logerror(this, `amtp rset: ${err.message}`)
+    }
+    next()
+}
+
+exports.hook_data = function (next, connection) {
+    try {
+        answer(this, connection, next, session_of(connection).data())
+    } catch (err) {
+        next(DENYSOFT, internal(this, connection, 'data', err))
+    }
+}
+
+// What Haraka saw of the data, for the session's message().
+function message_input(transaction) {
+    return {
+        // Haraka counts the lines as received, the final "." line (3 octets) included.
+        size: Math.max(0, (transaction.data_bytes || 0) - 3),
+        lineTooLong: !!transaction.notes?.data_line_length_exceeded,
+        // Haraka answers a bare LF itself (451, and closes) before the end of DATA.
+        bareLinefeed: false,
+        header: transaction.header?.header_list || [],
+    }
+}
+
+// Haraka stops keeping the data past max.bytes (twice limits.max-message-size: below
+// that the core's end-of-data stage answers 552 5.3.4) and answers with its own "550
+// Message too big!" (the hook's message is not used); the session decides and logs it.
+exports.hook_max_data_exceeded = function (next, connection) {
+    try {
+        const v = session_of(connection).message(message_input(connection.transaction))
+        if (v.log) connection.lognotice(this, v.log)
+        next(v.refused && !v.permanent ? DENYSOFT : DENY)
+    } catch (err) {
+        internal(this, connection, 'max_data_exceeded', err)
+        next(DENY)
+    }
+}
+
+// The entries of Haraka's header list the session named (the AMTP-MPC carrier, forged
+// Authentication-Results fields) are taken out in place: the message stream writes the
+// header from this same array.
+function remove_fields(transaction, indices) {
+    if (!indices.length) return
+    const list = transaction.header.header_list
+    for (let i = indices.length - 1; i >= 0; i--) list.splice(indices[i], 1)
+    transaction.reset_headers?.()
 }
 
 function message_data(transaction) {
@@ -513,128 +523,123 @@ function message_data(transaction) {
     })
 }
 
-async function deliver(plugin, connection) {
-    const st = state_of(connection)
-    const txn = connection.transaction
-    const t = txn.notes.amtp
-    const scan = native.scanHeader(header_lines(txn), plugin.settings.hostname)
-    if (scan.mpcField) return { reason: 'mpc_header_present' }
-    // A field claiming our authserv-id is a forgery (RFC 8601 s5). Haraka removes fields
-    // by name only, so then every Authentication-Results field goes; ours comes after.
-    if (scan.forgedResults) {
-        // Haraka's remove_header misses the obsolete "Name :" spelling, which the core
-        // (and many readers) still take for the field: those go from the list in place
-        // (the message stream holds the same array).
-        const list = txn.header.header_list
-        for (let i = list.length - 1; i >= 0; i--) {
-            if (/^authentication-results[ \t]*:/i.test(list[i])) list.splice(i, 1)
-        }
-        txn.remove_header('Authentication-Results')
-        connection.lognotice(plugin, kv({ event: 'headers', session: connection.uuid,
-            removed: 'Authentication-Results', forged_results: scan.forgedResults }))
+async function finish_message(plugin, connection, transaction) {
+    const session = session_of(connection)
+    const m = session.message(message_input(transaction))
+    if (m.refused) return m
+    remove_fields(transaction, m.remove)
+    const env = session.envelope()
+    const trace = session.traceFields()
+    const body = await message_data(transaction)
+    const stored = await store(plugin, connection, env, trace, body)
+    return stored.failure
+        ? session.storeFailed(stored.failure, stored.detail)
+        : session.accepted(transaction.uuid, stored.detail || '')
+}
+
+// The first failure among a next hop's replies (one per recipient, in order; null: not
+// sent), as text; '' when every recipient was taken.
+function hop_failure(replies) {
+    const bad = replies.find((r) => r && (r.code < 200 || r.code >= 300))
+    if (bad) return `${bad.code} ${bad.text}`
+    return replies.some((r) => !r) ? 'not sent' : ''
+}
+
+// Storage, in amtpd's order (standalone/amtpd/delivery.cpp): the relayed recipients are
+// made durable first, handed to the relay sidecar whose queue sends them on, so that a
+// failure there is a 451 with nothing stored anywhere; then the local copies. Once the
+// hand-off has succeeded, a local failure can no longer be answered 451 (the client's
+// retry would send the relayed copy again): the failed recipients are carried. The
+// core's settle_delivery says what the local outcomes mean. Resolves with
+// {failure: reason name, detail} or {detail}.
+async function store(plugin, connection, env, trace, body) {
+    const local = env.recipients.filter((r) => r.local)
+    const remote = env.recipients.filter((r) => !r.local)
+    const relayed = remote.length > 0
+    if (relayed) {
+        const failure = await relay(plugin, env, remote, trace, body)
+        if (failure) return { failure: 'storage_temporary', detail: `relay: ${failure}; nothing stored` }
     }
-    if (scan.carriers.length > 1) return { reason: 'mpc_duplicate' }
-    if (scan.carriers.length === 1) {
-        const parsed = native.parseMpc(scan.carriers[0])
-        if (!parsed.ok) return { reason: parsed.reason }
-        if (t.mpc && parsed.value !== t.mpc) return { reason: 'mpc_conflict' }
-        txn.remove_header('AMTP-MPC')
-        if (!t.mpc) {
-            // Carried in the header: the rules of MAIL and RCPT apply now, to the whole message.
-            const site = site_of(plugin, connection)
-            t.mpc = parsed.value
-            if (!site.mailAllows(t.mpc)) return { reason: 'mpc_denied' }
-            for (const r of [...t.recipients, ...t.remote]) {
-                if (!site.recipientAllows(r.address, t.mpc)) return { reason: 'mpc_denied' }
-            }
-        }
-    } else if (!t.mpc) {
-        return { reason: 'mpc_missing' }
-    }
-    const trace = site_of(plugin, connection).traceFields({
-        ehloName: st.ehlo_name,
-        peerIp: connection.remote.ip,
-        ptrName: st.ptr_name,
-        identity: st.identity,
-        mpc: t.mpc,
-        sessionId: connection.uuid,
-        recipient: t.recipients.length + t.remote.length === 1 ? [...t.recipients, ...t.remote][0].address : '',
-        tlsVersion: connection.tls?.cipher?.version || '',
-        tlsCipher: connection.tls?.cipher?.name || '',
-    })
-    const body = await message_data(txn)
-    const parts = [trace, native.mpcField(t.mpc), body]
-    // The core's rule (settle_delivery): nothing durable may be refused (the client's
-    // retry would deliver it twice), nothing may be acknowledged that is not durable.
-    // Haraka has no queue of its own to carry a failed recipient: Maildir copies, which
-    // can be taken back, are, and the whole message gets 451, so that the retry
-    // delivers each recipient once. Copies an LMTP agent took cannot be taken back:
-    // the failed recipients are then reported to the sender in an RFC 3464 bounce sent
-    // through the relay sidecar's queue, and the client hears 250. Maildir copies go
-    // first, the relay hand-off after them.
-    const outcomes = t.recipients.length ? await deliver_local(plugin, t, parts, body) : []
-    const settled = native.settleDelivery(outcomes, false)
-    const size = body.length
-    if (settled.reply !== 'none') return { reason: settled.reply, detail: settled.detail, size }
-    const delivered = outcomes.filter((o) => o.status === 'delivered')
+    if (!local.length) return {}
+    const outcomes = await deliver_local(plugin, env, local, [trace + env.mpcField, body])
+    const settled = native.settleDelivery(outcomes, relayed)
+    if (!relayed && settled.reply !== 'none') return { failure: settled.reply, detail: settled.detail }
     const failed = outcomes.filter((o) => o.status !== 'delivered')
-    const by_agent = delivered.some((o) => !o.path)
-    const undo = (why) => {
-        const fs = require('node:fs')
-        const kept = []
-        for (const o of delivered) {
-            try {
-                if (!o.path) throw new Error('not a Maildir copy')
-                fs.unlinkSync(o.path)
-            } catch {
-                kept.push(o.recipient)
-            }
-        }
-        // A copy that cannot be taken back may be delivered again: preferred to a loss.
-        return { reason: 'storage_temporary', size,
-            detail: `${why}; ${kept.length ? `copies kept (may be delivered again): ${kept.join(',')}` : 'local copies taken back'}` }
-    }
-    if (settled.carry && !by_agent) return undo(`local delivery: ${settled.detail}`)
-    if (t.remote.length) {
-        // Relaying: no MPC field (the next hop gets MPC= on MAIL, draft s5.2).
-        try {
-            const replies = await lmtp.handoff(plugin.relay, {
-                ehlo: plugin.settings.hostname,
-                sender: t.sender,
-                mpc: t.mpc,
-                recipients: t.remote.map((r) => r.address),
-                data: Buffer.concat([Buffer.from(trace, 'utf8'), body]),
-            })
-            const bad = replies.find((r) => !r || r.code < 200 || r.code >= 300)
-            if (bad) return undo(`relay ${bad.code} ${bad.text}`)
-        } catch (err) {
-            return undo(`relay: ${err.message}`)
-        }
-    }
-    if (!settled.carry) return { reason: 'none', size }
-    const carried = `carried=${failed.map((o) => o.recipient).join(',')}`
-    if (!t.sender) return { reason: 'none', size, detail: `${carried} bounce=dropped (null sender: no bounce of a bounce)` }
-    if (!plugin.relay) return undo(`${settled.detail}; no relay sidecar to send the bounce`)
+    if (!failed.length) return {}
+    const delivered = outcomes.filter((o) => o.status === 'delivered')
+    // Nothing handed on, and every durable copy a Maildir file: Haraka has no queue to
+    // carry the failed recipients in, so the copies are taken back and the answer is 451:
+    // the client's retry delivers each recipient once.
+    if (!relayed && delivered.every((o) => o.path)) return undo(delivered, false, `local delivery: ${settled.detail}`)
+    return carry(plugin, connection, env, failed, delivered, relayed, settled.detail, [trace, body])
+}
+
+// The remote recipients to the relay sidecar, all or none (lib/lmtp.js handoff): the
+// MPC travels as MAIL's parameter, no MPC field (relaying by AMTP, draft s5.2).
+// Resolves with '' or what failed.
+async function relay(plugin, env, remote, trace, body) {
+    if (!plugin.relay) return 'no relay sidecar' // the session refuses other domains then
     try {
-        const report = native.bounceMessage(plugin.settings.hostname, connection.transaction.uuid, t.sender,
-            failed.map((o) => ({ recipient: o.recipient, reply: o.reply })), [trace, body])
-        const replies = await lmtp.handoff(plugin.relay, {
+        return hop_failure(await lmtp.handoff(plugin.relay, {
+            ehlo: plugin.settings.hostname,
+            sender: env.sender,
+            mpc: env.mpc,
+            recipients: remote.map((r) => r.address),
+            data: Buffer.concat([Buffer.from(trace, 'utf8'), body]),
+        }))
+    } catch (err) {
+        return err.message
+    }
+}
+
+// Recipients that failed after other copies became durable: never answered 451 (the
+// retry would duplicate the durable copies), never lost. Haraka has no queue to retry
+// them, so they are reported to the sender in one RFC 3464 bounce (core
+// bounce_message, the MPC core outgoing_mpc gives a bounce) sent through the relay
+// sidecar's queue. A bounce of a bounce is not sent. Only when the bounce cannot be
+// handed on is the answer 451 after all, with every copy that can be taken back taken
+// back: a duplicate is preferred to a loss.
+async function carry(plugin, connection, env, failed, delivered, relayed, summary, original) {
+    const carried = `carried=${failed.map((o) => o.recipient).join(',')}`
+    if (!env.sender) return { detail: `${carried} bounce=dropped (null sender: no bounce of a bounce)` }
+    if (!plugin.relay) return undo(delivered, relayed, `${summary}; no relay sidecar to send the bounce`)
+    try {
+        const bounce = state_of(connection).site.bounceMessage(connection.transaction.uuid, env.sender,
+            failed.map((o) => ({ recipient: o.recipient, reply: o.reply })), original)
+        const failure = hop_failure(await lmtp.handoff(plugin.relay, {
             ehlo: plugin.settings.hostname,
             sender: '',
-            mpc: 'net/autoresponse',
-            recipients: [t.sender],
-            data: Buffer.from(report, 'utf8'),
-        })
-        const bad = replies.find((r) => !r || r.code < 200 || r.code >= 300)
-        if (bad) return undo(`bounce ${bad.code} ${bad.text}`)
+            mpc: bounce.mpc,
+            recipients: [env.sender],
+            data: Buffer.from(bounce.message, 'utf8'),
+        }))
+        if (failure) return undo(delivered, relayed, `bounce ${failure}`)
     } catch (err) {
-        return undo(`bounce: ${err.message}`)
+        return undo(delivered, relayed, `bounce: ${err.message}`)
     }
-    return { reason: 'none', size, detail: `${carried} bounce=queued ${settled.detail}` }
+    return { detail: `${carried} bounce=queued ${summary}` }
+}
+
+// A 451 after copies became durable: the Maildir copies are taken back; a copy an LMTP
+// agent took, or the relay sidecar queued, cannot be and may be delivered again.
+function undo(delivered, relayed, why) {
+    const fs = require('node:fs')
+    const kept = []
+    for (const o of delivered) {
+        try {
+            if (!o.path) throw new Error('not a Maildir copy')
+            fs.unlinkSync(o.path)
+        } catch {
+            kept.push(o.recipient)
+        }
+    }
+    const copies = kept.length ? `copies kept (may be delivered again): ${kept.join(',')}` : 'local copies taken back'
+    return { failure: 'storage_temporary',
+        detail: `${why}; ${copies}${relayed ? '; relayed copies may be sent again' : ''}` }
 }
 
 // One outcome per local recipient, in order: {recipient, status, diskFull, reply, path}.
-async function deliver_local(plugin, t, parts, body) {
+async function deliver_local(plugin, env, local, parts) {
     const target = plugin.settings.delivery.lmtp
     if (target) {
         // delivery.lmtp: the agent stores; its reply for each recipient decides that one.
@@ -642,14 +647,14 @@ async function deliver_local(plugin, t, parts, body) {
         try {
             replies = await lmtp.deliver(target, {
                 lhlo: plugin.settings.hostname,
-                sender: t.sender,
-                recipients: t.recipients.map((r) => r.address),
-                data: Buffer.concat([Buffer.from(parts[0] + parts[1], 'utf8'), body]),
+                sender: env.sender,
+                recipients: local.map((r) => r.address),
+                data: Buffer.concat([Buffer.from(parts[0], 'utf8'), parts[1]]),
             })
         } catch (err) {
-            return t.recipients.map((r) => ({ recipient: r.address, status: 'temporary', reply: err.message }))
+            return local.map((r) => ({ recipient: r.address, status: 'temporary', reply: err.message }))
         }
-        return t.recipients.map((r, i) => {
+        return local.map((r, i) => {
             const x = replies[i]
             const status = !x ? 'temporary' : x.code >= 200 && x.code < 300 ? 'delivered' : x.code >= 500 ? 'permanent' : 'temporary'
             // The agent's reply first: the bounce takes its enhanced status code from there.
@@ -658,9 +663,9 @@ async function deliver_local(plugin, t, parts, body) {
     }
     const root = plugin.settings.delivery.maildirRoot
     // Each local recipient gets its own durable copy; the 250 waits for all of them.
-    const stored = await Promise.allSettled(t.recipients.map((r) => native.storeInMaildir(root, r.domain, r.local, parts)))
+    const stored = await Promise.allSettled(local.map((r) => native.storeInMaildir(root, r.domain, r.localPart, parts)))
     return stored.map((st, i) => {
-        const recipient = t.recipients[i].address
+        const recipient = local[i].address
         if (st.status === 'fulfilled') return { recipient, status: 'delivered', path: st.value.path }
         const err = st.reason
         return { recipient, status: err.temporary === false ? 'permanent' : 'temporary',
@@ -670,30 +675,19 @@ async function deliver_local(plugin, t, parts, body) {
 
 exports.hook_data_post = function (next, connection) {
     const plugin = this
-    const txn = connection.transaction
-    if (!txn?.notes?.amtp) return next(DENY, refusal('bad_sequence'))
-    deliver(plugin, connection)
-        .then((d) => {
-            const t = txn.notes.amtp
-            connection.lognotice(plugin, kv({ event: 'message', session: connection.uuid,
-                result: d.reason === 'none' ? 'accepted' : 'fail', reason: d.reason, mpc: t.mpc, sender: t.sender,
-                recipients: [...t.recipients, ...t.remote].map((r) => r.address).join(','), size: d.size, detail: d.detail }))
-            if (d.reason !== 'none') {
-                const reply = native.replyFor(d.reason)
-                return next(reply.code >= 500 ? DENY : DENYSOFT, dsn_of(reply))
-            }
-            t.delivered = true
-            next()
+    const transaction = connection.transaction
+    holding_session(connection, () => finish_message(plugin, connection, transaction))
+        .then((v) => {
+            if (!v.refused) transaction.notes.amtp = { accepted: v }
+            answer(plugin, connection, next, v)
         })
-        .catch((err) => {
-            connection.logerror(plugin, `amtp data_post: ${err.stack || err.message}`)
-            next(DENYSOFT, refusal('storage_temporary'))
-        })
+        .catch((err) => next(DENYSOFT, internal(plugin, connection, 'data_post', err)))
 }
 
-// Delivery already happened (fsync'ed) in data_post; the queue hook only acknowledges.
+// Delivery already happened (fsync'ed) in data_post; the queue hook answers with the
+// session's acceptance.
 exports.hook_queue = function (next, connection) {
-    const t = connection.transaction?.notes?.amtp
-    if (!t?.delivered) return next(DENYSOFT, refusal('storage_temporary'))
-    next(OK, positive(250, '2.0.0', `Message accepted, id ${connection.transaction.uuid}`))
+    const accepted = connection.transaction?.notes?.amtp?.accepted
+    if (!accepted) return next(DENYSOFT, dsn_of(native.replyFor('storage_temporary')))
+    next(OK, dsn_of(accepted))
 }

@@ -49,6 +49,9 @@ struct ServerConfig {
     // delivery.recipients for hosts that deliver locally themselves; null: every
     // recipient of a local domain is accepted (the MTA behind checks them).
     std::shared_ptr<const LocalRecipients> recipients;
+    // Whether this host can send mail on (amtpd's queue, Haraka's relay sidecar): a
+    // host that cannot refuses another domain's recipient on a private listener too.
+    bool can_relay = true;
 
     bool is_local_domain(std::string_view domain) const { return in_local_domains(local_domains, domain); }
 

@@ -4,9 +4,11 @@
 //   deliver()  to a local delivery agent by LMTP (RFC 2033), for delivery.lmtp:
 //              "unix:/path/to/socket" or "host:port"; one reply per recipient.
 //   handoff()  to amtpd's private listener over implicit TLS with MPC= on MAIL, whose
-//              durable queue then sends it on by AMTP (docs/haraka.md, outgoing mail).
-// Both resolve with one reply per recipient, in order, and reject when the next hop
-// cannot be reached or breaks the dialogue.
+//              durable queue then sends it on by AMTP (docs/haraka.md, outgoing mail);
+//              all or nothing: when a recipient is refused the data is not sent, so
+//              that a failed hand-off leaves nothing queued.
+// Both resolve with one reply per recipient, in order (null: the data was not sent for
+// it), and reject when the next hop cannot be reached or breaks the dialogue.
 const net = require('node:net')
 const tls = require('node:tls')
 
@@ -59,7 +61,8 @@ class ReplyReader {
 
 function deliver(target, { lhlo, sender, recipients, data, timeoutMs = 120000 }) {
     const socket = net.createConnection(endpoint(target))
-    return transfer(socket, { lmtp: true, hello: `LHLO ${lhlo}`, mail: `MAIL FROM:<${sender}>`, recipients, data, timeoutMs })
+    return transfer(socket, { lmtp: true, hello: `LHLO ${lhlo}`, mail: `MAIL FROM:<${sender}>`, recipients, data, timeoutMs,
+        atomic: false })
 }
 
 // options: host, port, cert, key (PEM), ca (PEM list), servername; message as deliver().
@@ -73,10 +76,11 @@ function handoff(options, { ehlo, sender, mpc, recipients, data, timeoutMs = 120
         servername: options.servername,
         minVersion: 'TLSv1.2',
     })
-    return transfer(socket, { lmtp: false, hello: `EHLO ${ehlo}`, mail: `MAIL FROM:<${sender}> MPC=${mpc}`, recipients, data, timeoutMs })
+    return transfer(socket, { lmtp: false, hello: `EHLO ${ehlo}`, mail: `MAIL FROM:<${sender}> MPC=${mpc}`, recipients, data,
+        timeoutMs, atomic: true })
 }
 
-async function transfer(socket, { lmtp, hello, mail, recipients, data, timeoutMs }) {
+async function transfer(socket, { lmtp, hello, mail, recipients, data, timeoutMs, atomic }) {
     const what = lmtp ? 'LMTP' : 'hand-off'
     socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`${what}: next hop timed out`)))
     const reader = new ReplyReader(socket)
@@ -100,7 +104,7 @@ async function transfer(socket, { lmtp, hello, mail, recipients, data, timeoutMs
             if (r.code >= 200 && r.code < 300) accepted.push(i)
             else results[i] = r
         }
-        if (accepted.length) {
+        if (accepted.length && (!atomic || accepted.length === recipients.length)) {
             send('DATA')
             await expect('DATA', (c) => c === 354)
             let text = Buffer.isBuffer(data) ? data.toString('latin1') : String(data)

@@ -1,30 +1,29 @@
-// The AMTP core for Node (node-addon-api): Haraka's plugin asks the same functions
-// amtpd uses, so both front-ends decide and word every refusal alike.
+// The AMTP core for Node (node-addon-api): the Haraka plugin is a translation of
+// Haraka's hooks into the core's rulebook, through one native Session per connection
+// (src/session.hpp), so Haraka decides, words and logs every step as amtpd does.
 //
-// Threading: pure decisions (names, MPC, policy, trace fields) run synchronously, they
-// are microseconds. Certificate verification and Maildir storage (fsync) run on libuv's
-// thread pool through Napi::AsyncWorker. DNS never takes a pool thread: the core's
-// libunbound resolver is asynchronous and hands out a descriptor, which this file polls
-// with uv_poll on Node's own loop, so 50 slow lookups cost 50 callbacks, not 50 threads.
+// Threading: the rulebook's calls run synchronously, they are microseconds.
+// Certificate verification and Maildir storage (fsync) run on libuv's thread pool
+// through Napi::AsyncWorker. DNS never takes a pool thread: the core's libunbound
+// resolver is asynchronous and hands out a descriptor, which this file polls with
+// uv_poll on Node's own loop, so 50 slow lookups cost 50 callbacks, not 50 threads.
 // Only strings and buffers cross into the core: Node carries its own OpenSSL, so no
 // OpenSSL object may travel between Node and the core.
 #include <napi.h>
 #include <uv.h>
 
-#include "checks.hpp"
+#include "session.hpp"
 
 #include "amtp/errors.hpp"
 #include "amtp/local_delivery.hpp"
 #include "amtp/maildir.hpp"
-#include "amtp/mpc.hpp"
-#include "amtp/names.hpp"
-#include "amtp/policy.hpp"
 #include "amtp/queue.hpp"
 #include "amtp/reply.hpp"
 #include "amtp/resolver.hpp"
 #include "amtp/reverse_dns.hpp"
+#include "amtp/rulebook.hpp"
 #include "amtp/settings.hpp"
-#include "amtp/smtp_syntax.hpp"
+#include "amtp/site.hpp"
 #include "amtp/tls_identity.hpp"
 #include "amtp/trace_headers.hpp"
 
@@ -131,50 +130,15 @@ std::vector<std::string> blobs_from(Napi::Env env, Napi::Value v, const char* wh
     return out;
 }
 
-amtp::IpAddress ip_arg(const Napi::CallbackInfo& info, size_t i)
+amtp::IpAddress ip_from(Napi::Env env, Napi::Value v, const char* what)
 {
-    const std::string text = string_arg(info, i, "address");
+    if (!v.IsString())
+        throw Napi::TypeError::New(env, std::string(what) + " must be an IP address");
+    const std::string text = v.As<Napi::String>().Utf8Value();
     const auto ip = amtp::IpAddress::parse(text);
     if (!ip)
-        throw Napi::TypeError::New(info.Env(), "not an IP address: " + text);
+        throw Napi::TypeError::New(env, std::string(what) + " is not an IP address: " + text);
     return *ip;
-}
-
-amtp::MpcValue mpc_arg(const Napi::CallbackInfo& info, size_t i)
-{
-    const std::string text = string_arg(info, i, "mpc");
-    const auto parsed = amtp::parse_mpc(text);
-    if (!parsed.value)
-        throw amtp_error(info.Env(), parsed.reason, text);
-    return *parsed.value;
-}
-
-const char* trust_name(amtp::TrustKind t)
-{
-    switch (t) {
-    case amtp::TrustKind::public_ca:
-        return "public_ca";
-    case amtp::TrustKind::private_ca:
-        return "private_ca";
-    case amtp::TrustKind::pinned:
-        return "pinned";
-    }
-    return "public_ca";
-}
-
-Napi::Object identity_object(Napi::Env env, const amtp::Identity& id)
-{
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("names", string_array(env, id.names));
-    o.Set("subject", id.subject);
-    o.Set("issuer", id.issuer);
-    o.Set("serial", id.serial);
-    o.Set("sha256", id.sha256);
-    o.Set("notBefore", static_cast<double>(id.not_before));
-    o.Set("notAfter", static_cast<double>(id.not_after));
-    o.Set("trust", trust_name(id.trust));
-    o.Set("privateNetwork", id.private_network);
-    return o;
 }
 
 std::string get_string(Napi::Object o, const char* key)
@@ -183,23 +147,23 @@ std::string get_string(Napi::Object o, const char* key)
     return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
 }
 
-amtp::Identity identity_from(Napi::Env env, Napi::Object o)
+// A verdict as JavaScript sees it: {reason, refused, code, enhanced, text, lines,
+// permanent, needsPtr, countsAsError, log}. `lines` are the reply's further lines (the
+// EHLO keywords); `permanent` says whether Haraka is to DENY or DENYSOFT.
+Napi::Object verdict_object(Napi::Env env, const amtp::Verdict& v)
 {
-    amtp::Identity id;
-    Napi::Value names = o.Get("names");
-    if (!names.IsUndefined())
-        id.names = strings_from(env, names, "identity.names");
-    id.subject = get_string(o, "subject");
-    id.issuer = get_string(o, "issuer");
-    id.serial = get_string(o, "serial");
-    id.sha256 = get_string(o, "sha256");
-    if (o.Get("notBefore").IsNumber())
-        id.not_before = static_cast<std::time_t>(o.Get("notBefore").As<Napi::Number>().DoubleValue());
-    if (o.Get("notAfter").IsNumber())
-        id.not_after = static_cast<std::time_t>(o.Get("notAfter").As<Napi::Number>().DoubleValue());
-    id.trust = amtp::haraka::trust_by_name(get_string(o, "trust"));
-    id.private_network = get_string(o, "privateNetwork");
-    return id;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("reason", amtp::reason_name(v.reason));
+    o.Set("refused", v.refused());
+    o.Set("code", v.reply.code);
+    o.Set("enhanced", v.reply.enhanced);
+    o.Set("text", v.reply.text);
+    o.Set("lines", string_array(env, v.reply.more));
+    o.Set("permanent", v.reply.permanent());
+    o.Set("needsPtr", v.needs_ptr);
+    o.Set("countsAsError", v.counts_as_error);
+    o.Set("log", v.log);
+    return o;
 }
 
 Napi::Object reverse_object(Napi::Env env, const amtp::ReverseDnsResult& r)
@@ -236,40 +200,16 @@ amtp::ReverseDnsResult reverse_from(Napi::Env env, Napi::Value v)
     return r;
 }
 
+Reason reason_arg(const Napi::CallbackInfo& info, size_t i)
+{
+    const std::string name = string_arg(info, i, "reason");
+    const auto reason = amtp::reason_from_name(name);
+    if (!reason)
+        throw Napi::TypeError::New(info.Env(), "unknown reason: " + name);
+    return *reason;
+}
+
 // --- workers (libuv's thread pool) ---------------------------------------------------------
-
-class VerifyWorker : public Napi::AsyncWorker {
-public:
-    VerifyWorker(Napi::Env env, std::shared_ptr<const amtp::TrustStore> trust, std::vector<std::string> chain,
-                 amtp::ListenerKind listener, amtp::IpAddress peer)
-        : Napi::AsyncWorker(env, "amtp:verify-client"), deferred_(Napi::Promise::Deferred::New(env)),
-          trust_(std::move(trust)), chain_(std::move(chain)), listener_(listener), peer_(peer)
-    {
-    }
-    Napi::Promise promise() { return deferred_.Promise(); }
-
-    void Execute() override
-    {
-        result_ = trust_->verify_client_der(chain_, listener_, peer_, std::time(nullptr));
-    }
-    void OnOK() override
-    {
-        Napi::Env env = Env();
-        if (result_.ok())
-            deferred_.Resolve(identity_object(env, *result_.identity));
-        else
-            deferred_.Reject(amtp_error(env, result_.reason, result_.detail).Value());
-    }
-    void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
-private:
-    Napi::Promise::Deferred deferred_;
-    std::shared_ptr<const amtp::TrustStore> trust_;
-    std::vector<std::string> chain_;
-    amtp::ListenerKind listener_;
-    amtp::IpAddress peer_;
-    amtp::IdentityResult result_;
-};
 
 class StoreWorker : public Napi::AsyncWorker {
 public:
@@ -371,7 +311,12 @@ private:
     uv_timer_t* timer_ = nullptr;
 };
 
-// --- Site: one configuration (shared INI + policy) ----------------------------------------
+
+// --- Site: one configuration (shared INI, policy, trust store) -------------------------------
+
+struct AddonData {
+    Napi::FunctionReference site;
+};
 
 class Site : public Napi::ObjectWrap<Site> {
 public:
@@ -380,47 +325,31 @@ public:
         return DefineClass(env, "Site",
                            {
                                InstanceAccessor<&Site::GetSettings>("settings"),
-                               InstanceMethod<&Site::EhloLine>("ehloLine"),
-                               InstanceMethod<&Site::MailAllows>("mailAllows"),
-                               InstanceMethod<&Site::RecipientAllows>("recipientAllows"),
-                               InstanceMethod<&Site::IsLocalDomain>("isLocalDomain"),
-                               InstanceMethod<&Site::CheckRecipient>("checkRecipient"),
-                               InstanceMethod<&Site::VerifyClient>("verifyClient"),
                                InstanceMethod<&Site::LookupClientNames>("lookupClientNames"),
-                               InstanceMethod<&Site::TraceFields>("traceFields"),
-                               InstanceMethod<&Site::SenderMpc>("senderMpc"),
                                InstanceMethod<&Site::PendingLookups>("pendingLookups"),
+                               InstanceMethod<&Site::BounceMessage>("bounceMessage"),
                            });
     }
 
-    // new Site(iniPath): reads the settings, the policy file they name and the CA files.
+    // new Site(iniPath): the site as every front-end loads it (amtp::Site::load).
     explicit Site(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Site>(info)
     {
         Napi::Env env = info.Env();
         const std::string path = string_arg(info, 0, "configuration file");
         try {
-            settings_ = amtp::load_settings(path);
-            if (!settings_.policy.file.empty())
-                policy_ = std::make_shared<const amtp::Policy>(amtp::Policy::load_file(settings_.policy.file));
-            amtp::TrustOptions trust;
-            trust.public_ca_files = settings_.tls.trusted_ca;
-            trust.private_ca_files = settings_.tls.private_ca;
-            trust.crl_file = settings_.tls.crl;
-            trust.require_client_eku = settings_.tls.require_client_eku;
-            if (policy_)
-                trust.private_networks = policy_->private_networks;
-            trust_ = amtp::TrustStore::load(trust);
-            recipients_ = amtp::LocalRecipients::from_settings(settings_);
+            site_ = amtp::Site::load(path);
         } catch (const amtp::ConfigError& e) {
             throw config_error(env, e);
         }
     }
 
+    const std::shared_ptr<const amtp::Site>& site() const { return site_; }
+
 private:
     Napi::Value GetSettings(const Napi::CallbackInfo& info)
     {
         Napi::Env env = info.Env();
-        const amtp::Settings& s = settings_;
+        const amtp::Settings& s = site_->settings;
         auto endpoints = [&](const std::vector<amtp::Endpoint>& list) {
             Napi::Array a = Napi::Array::New(env, list.size());
             for (size_t i = 0; i < list.size(); ++i) {
@@ -471,87 +400,22 @@ private:
         return o;
     }
 
-    Napi::Value EhloLine(const Napi::CallbackInfo& info)
-    {
-        return Napi::String::New(info.Env(), policy_ ? policy_->advertise.ehlo_line() : std::string());
-    }
-
-    // The site's advertised declarations (checked at MAIL).
-    Napi::Value MailAllows(const Napi::CallbackInfo& info)
-    {
-        const amtp::MpcValue v = mpc_arg(info, 0);
-        return Napi::Boolean::New(info.Env(), !policy_ || policy_->advertise.allows(v));
-    }
-
-    Napi::Value RecipientAllows(const Napi::CallbackInfo& info)
-    {
-        const std::string rcpt = string_arg(info, 0, "recipient");
-        const amtp::MpcValue v = mpc_arg(info, 1);
-        return Napi::Boolean::New(info.Env(), !policy_ || policy_->recipient_allows(rcpt, v));
-    }
-
-    Napi::Value IsLocalDomain(const Napi::CallbackInfo& info)
-    {
-        return Napi::Boolean::New(info.Env(), amtp::haraka::is_local_domain(settings_.delivery.local_domains,
-                                                                           string_arg(info, 0, "domain")));
-    }
-
-    // checkRecipient(address) -> {reason, detail}: delivery.recipients for a recipient of
-    // a local domain, as amtpd decides it at RCPT (none, unknown_recipient,
-    // storage_temporary). One stat of a directory or a lookup in memory.
-    Napi::Value CheckRecipient(const Napi::CallbackInfo& info)
-    {
-        const amtp::RecipientVerdict v = recipients_->check(string_arg(info, 0, "recipient"));
-        Napi::Object o = Napi::Object::New(info.Env());
-        o.Set("reason", amtp::reason_name(v.reason));
-        o.Set("detail", v.detail);
-        return o;
-    }
-
-    Napi::Value SenderMpc(const Napi::CallbackInfo& info)
-    {
-        const std::string sender = string_arg(info, 0, "sender");
-        const auto v = policy_ ? policy_->sender_mpc(sender) : std::nullopt;
-        return v ? Napi::Value(Napi::String::New(info.Env(), v->str())) : info.Env().Null();
-    }
-
-    // verifyClient(derChain: Buffer[], listener: 'public'|'private', peerIp) -> Promise<identity>;
-    // rejects with the reason (no_client_cert, untrusted_issuer, cert_expired, ...).
-    Napi::Value VerifyClient(const Napi::CallbackInfo& info)
-    {
-        Napi::Env env = info.Env();
-        if (info.Length() < 1)
-            throw Napi::TypeError::New(env, "verifyClient(derChain, listener, peerIp)");
-        std::vector<std::string> chain = blobs_from(env, info[0], "derChain");
-        const std::string kind = string_arg(info, 1, "listener");
-        if (kind != "public" && kind != "private")
-            throw Napi::TypeError::New(env, "listener must be 'public' or 'private'");
-        const amtp::IpAddress peer = ip_arg(info, 2);
-        auto* worker = new VerifyWorker(env, trust_, std::move(chain),
-                                        kind == "public" ? amtp::ListenerKind::public_network
-                                                         : amtp::ListenerKind::private_network,
-                                        peer);
-        Napi::Promise p = worker->promise();
-        worker->Queue();
-        return p;
-    }
-
-    // lookupClientNames(ip) -> Promise<{status, names, unconfirmed, unchecked, error}>.
-    // A temporary failure is a status, not a rejection (it must become a 4xx).
+    // lookupClientNames(ip) -> Promise<{status, names, unconfirmed, unchecked, error}>,
+    // for Session.ehloPtr. A temporary failure is a status, not a rejection.
     Napi::Value LookupClientNames(const Napi::CallbackInfo& info)
     {
         Napi::Env env = info.Env();
-        const amtp::IpAddress ip = ip_arg(info, 0);
+        const amtp::IpAddress ip = ip_from(env, info.Length() > 0 ? info[0] : env.Undefined(), "address");
         try {
             if (!dns_)
-                dns_ = std::make_unique<LoopDns>(env, amtp::resolver_options(settings_));
+                dns_ = std::make_unique<LoopDns>(env, amtp::resolver_options(site_->settings));
         } catch (const amtp::ConfigError& e) {
             throw config_error(env, e);
         }
         auto deferred = Napi::Promise::Deferred::New(env);
         // The pending lookup keeps its Site (and so the resolver) alive.
         auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info.This().As<Napi::Object>()));
-        amtp::lookup_client_names(dns_->resolver(), ip, settings_.dns.forward_confirm,
+        amtp::lookup_client_names(dns_->resolver(), ip, site_->settings.dns.forward_confirm,
                                   [env, deferred, self](amtp::ReverseDnsResult r) {
                                       deferred.Resolve(reverse_object(env, r));
                                   });
@@ -564,164 +428,339 @@ private:
         return Napi::Number::New(info.Env(), dns_ ? static_cast<double>(dns_->resolver().pending()) : 0.0);
     }
 
-    // traceFields({ehloName, peerIp, ptrName, identity, mpc, sessionId, recipient,
-    // tlsVersion, tlsCipher, when}) -> Received + Authentication-Results, CRLF-ended.
-    Napi::Value TraceFields(const Napi::CallbackInfo& info)
+    // bounceMessage(id, sender, [{recipient, reply}], originalParts) -> {message, mpc}:
+    // the RFC 3464 report amtpd's queue sends (core bounce_message), for recipients
+    // that failed after others of the message were delivered, and the MPC it goes
+    // out with (core outgoing_mpc: a bounce has the null sender).
+    Napi::Value BounceMessage(const Napi::CallbackInfo& info)
     {
         Napi::Env env = info.Env();
-        if (info.Length() < 1 || !info[0].IsObject())
-            throw Napi::TypeError::New(env, "traceFields(info) needs an object");
-        Napi::Object o = info[0].As<Napi::Object>();
-        amtp::haraka::TraceRequest t;
-        t.ehlo_name = get_string(o, "ehloName");
-        t.peer_ip = get_string(o, "peerIp");
-        // Checked before the identity is read, so the first error named is the same.
-        if (!amtp::IpAddress::parse(t.peer_ip))
-            throw Napi::TypeError::New(env, "traceFields: peerIp is not an IP address");
-        t.ptr_name = get_string(o, "ptrName");
-        if (o.Get("identity").IsObject())
-            t.identity = identity_from(env, o.Get("identity").As<Napi::Object>());
-        t.mpc = get_string(o, "mpc");
-        t.session_id = get_string(o, "sessionId");
-        t.recipient = get_string(o, "recipient");
-        t.tls_version = get_string(o, "tlsVersion");
-        t.tls_cipher = get_string(o, "tlsCipher");
-        t.when = o.Get("when").IsNumber() ? static_cast<std::time_t>(o.Get("when").As<Napi::Number>().DoubleValue())
-                                          : std::time(nullptr);
-        const amtp::haraka::TraceResult r = amtp::haraka::trace_fields(settings_.hostname, t);
-        if (r.mpc_reason != Reason::none)
-            throw amtp_error(env, r.mpc_reason, t.mpc);
-        return Napi::String::New(env, r.fields);
+        if (info.Length() < 4 || !info[2].IsArray())
+            throw Napi::TypeError::New(env, "bounceMessage(id, sender, failed, original)");
+        amtp::QueueEntry entry;
+        entry.id = string_arg(info, 0, "id");
+        entry.sender = string_arg(info, 1, "sender");
+        const Napi::Array list = info[2].As<Napi::Array>();
+        for (uint32_t i = 0; i < list.Length(); ++i) {
+            if (!list.Get(i).IsObject())
+                throw Napi::TypeError::New(env, "failed must be an array of {recipient, reply}");
+            const Napi::Object o = list.Get(i).As<Napi::Object>();
+            entry.recipients.push_back({get_string(o, "recipient"), amtp::QueuedStatus::failed, get_string(o, "reply")});
+        }
+        std::string text;
+        for (const auto& part : blobs_from(env, info[3], "original"))
+            text += part;
+        const amtp::OutgoingMpc mpc = amtp::outgoing_mpc(site_->policy.get(), "", "");
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("message", amtp::bounce_message(site_->settings.hostname, entry, text, std::time(nullptr)));
+        o.Set("mpc", mpc.value ? Napi::Value(Napi::String::New(env, mpc.value->str())) : env.Null());
+        return o;
     }
 
-    amtp::Settings settings_;
-    std::shared_ptr<const amtp::Policy> policy_;
-    std::shared_ptr<const amtp::TrustStore> trust_;
-    std::shared_ptr<const amtp::LocalRecipients> recipients_;
+    std::shared_ptr<const amtp::Site> site_;
     std::unique_ptr<LoopDns> dns_;
 };
 
+// --- Session: one connection's facts and rulebook ------------------------------------------
+
+class Session;
+
+// The client's chain verified off the loop; the verdict is handed to the session (and
+// so to the rulebook) back on the main thread.
+class VerifyWorker : public Napi::AsyncWorker {
+public:
+    VerifyWorker(Napi::Env env, Napi::Object owner, Session* session, std::vector<std::string> chain,
+                 std::string version, std::string cipher);
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+    void Execute() override;
+    void OnOK() override;
+    void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+private:
+    Napi::Promise::Deferred deferred_;
+    Napi::ObjectReference owner_;   // keeps the session alive while the chain is checked
+    Session* session_;
+    std::shared_ptr<const amtp::TrustStore> trust_;
+    amtp::ListenerKind listener_;
+    amtp::IpAddress peer_;
+    std::vector<std::string> chain_;
+    std::string version_, cipher_;
+    amtp::IdentityResult result_;
+};
+
+class Session : public Napi::ObjectWrap<Session> {
+public:
+    static Napi::Function Define(Napi::Env env)
+    {
+        return DefineClass(env, "Session",
+                           {
+                               InstanceAccessor<&Session::GetListener>("listener"),
+                               InstanceAccessor<&Session::GetAuthenticated>("authenticated"),
+                               InstanceAccessor<&Session::GetPtrName>("ptrName"),
+                               InstanceAccessor<&Session::GetInTransaction>("inTransaction"),
+                               InstanceAccessor<&Session::GetLookupAtConnect>("lookupAtConnect"),
+                               InstanceMethod<&Session::ConnectLog>("connectLog"),
+                               InstanceMethod<&Session::Tls>("tls"),
+                               InstanceMethod<&Session::Helo>("helo"),
+                               InstanceMethod<&Session::Ehlo>("ehlo"),
+                               InstanceMethod<&Session::EhloPtr>("ehloPtr"),
+                               InstanceMethod<&Session::Mail>("mail"),
+                               InstanceMethod<&Session::Rcpt>("rcpt"),
+                               InstanceMethod<&Session::Data>("data"),
+                               InstanceMethod<&Session::Reset>("reset"),
+                               InstanceMethod<&Session::Message>("message"),
+                               InstanceMethod<&Session::Envelope>("envelope"),
+                               InstanceMethod<&Session::TraceFields>("traceFields"),
+                               InstanceMethod<&Session::Accepted>("accepted"),
+                               InstanceMethod<&Session::StoreFailed>("storeFailed"),
+                               InstanceMethod<&Session::Refusal>("refusal"),
+                               InstanceMethod<&Session::Close>("close"),
+                           });
+    }
+
+    // new Session(site, {peer, local, port, id, relay}): the connection from `peer` to
+    // local:port (which says the listener), Haraka's id for it, and whether this
+    // Haraka has a relay sidecar.
+    explicit Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info)
+    {
+        Napi::Env env = info.Env();
+        const Napi::FunctionReference& site_class = env.GetInstanceData<AddonData>()->site;
+        if (info.Length() < 2 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(site_class.Value()) ||
+            !info[1].IsObject())
+            throw Napi::TypeError::New(env, "new Session(site, {peer, local, port, id, relay})");
+        const Site* site = Napi::ObjectWrap<Site>::Unwrap(info[0].As<Napi::Object>());
+        const Napi::Object o = info[1].As<Napi::Object>();
+        const amtp::IpAddress peer = ip_from(env, o.Get("peer"), "peer");
+        const amtp::IpAddress local = ip_from(env, o.Get("local"), "local");
+        const Napi::Value port = o.Get("port");
+        if (!port.IsNumber())
+            throw Napi::TypeError::New(env, "port must be a number");
+        session_.emplace(site->site(), peer, local, port.As<Napi::Number>().Uint32Value(), get_string(o, "id"),
+                         o.Get("relay").ToBoolean().Value());
+    }
+
+    // Null once close() ran.
+    amtp::haraka::Session* session() { return session_ ? &*session_ : nullptr; }
+
+private:
+    // The session of a call; a closed one is a programming error of the caller.
+    amtp::haraka::Session& live(const Napi::CallbackInfo& info)
+    {
+        if (!session_)
+            throw Napi::Error::New(info.Env(), "the AMTP session is closed");
+        return *session_;
+    }
+
+    // The accessors of a closed session read as a fresh one's.
+    Napi::Value GetListener(const Napi::CallbackInfo& info)
+    {
+        const bool pub = !session_ || session_->facts().listener == amtp::ListenerKind::public_network;
+        return Napi::String::New(info.Env(), pub ? "public" : "private");
+    }
+    Napi::Value GetAuthenticated(const Napi::CallbackInfo& info)
+    {
+        return Napi::Boolean::New(info.Env(), session_ && session_->facts().authenticated);
+    }
+    Napi::Value GetPtrName(const Napi::CallbackInfo& info)
+    {
+        return Napi::String::New(info.Env(), session_ ? session_->facts().ptr_name : std::string());
+    }
+    Napi::Value GetInTransaction(const Napi::CallbackInfo& info)
+    {
+        return Napi::Boolean::New(info.Env(), session_ && session_->facts().in_mail);
+    }
+    Napi::Value GetLookupAtConnect(const Napi::CallbackInfo& info)
+    {
+        return Napi::Boolean::New(info.Env(), session_ && session_->lookup_at_connect());
+    }
+
+    // close(): the connection ended; its facts are freed now rather than whenever the
+    // garbage collector finalises this object. A certificate check still running ends
+    // without effect.
+    Napi::Value Close(const Napi::CallbackInfo& info)
+    {
+        session_.reset();
+        return info.Env().Undefined();
+    }
+
+    Napi::Value ConnectLog(const Napi::CallbackInfo& info)
+    {
+        return Napi::String::New(info.Env(), live(info).connect_log());
+    }
+
+    // tls(derChain, version, cipher) -> Promise<{reason, log}>: TLS is up (at connect,
+    // or after STARTTLS) with this client chain, leaf first; the core verifies it.
+    Napi::Value Tls(const Napi::CallbackInfo& info)
+    {
+        Napi::Env env = info.Env();
+        if (info.Length() < 1)
+            throw Napi::TypeError::New(env, "tls(derChain, version, cipher)");
+        std::vector<std::string> chain = blobs_from(env, info[0], "derChain");
+        live(info);
+        auto* worker = new VerifyWorker(env, info.This().As<Napi::Object>(), this, std::move(chain),
+                                        string_arg(info, 1, "version"), string_arg(info, 2, "cipher"));
+        Napi::Promise p = worker->promise();
+        worker->Queue();
+        return p;
+    }
+
+    Napi::Value Helo(const Napi::CallbackInfo& info) { return verdict_object(info.Env(), live(info).helo()); }
+    Napi::Value Ehlo(const Napi::CallbackInfo& info)
+    {
+        return verdict_object(info.Env(), live(info).ehlo(string_arg(info, 0, "argument")));
+    }
+    // ehloPtr(lookupResult): the answer of Site.lookupClientNames for a needsPtr EHLO.
+    Napi::Value EhloPtr(const Napi::CallbackInfo& info)
+    {
+        Napi::Env env = info.Env();
+        return verdict_object(env, live(info).ehlo_ptr(reverse_from(env, info.Length() > 0 ? info[0] : env.Undefined())));
+    }
+    // mail("FROM:<a@b> SIZE=10 MPC=per/individual"): the command's whole argument.
+    Napi::Value Mail(const Napi::CallbackInfo& info)
+    {
+        return verdict_object(info.Env(), live(info).mail(string_arg(info, 0, "argument")));
+    }
+    // rcpt("TO:<a@b>"): the command's whole argument.
+    Napi::Value Rcpt(const Napi::CallbackInfo& info)
+    {
+        return verdict_object(info.Env(), live(info).rcpt(string_arg(info, 0, "argument")));
+    }
+    Napi::Value Data(const Napi::CallbackInfo& info) { return verdict_object(info.Env(), live(info).data()); }
+    Napi::Value Reset(const Napi::CallbackInfo& info)
+    {
+        live(info).reset();
+        return info.Env().Undefined();
+    }
+
+    // message({size, lineTooLong, bareLinefeed, header}) -> verdict + {remove}: header
+    // is Haraka's header list (one field per entry); `remove` the entries to take out
+    // (the AMTP-MPC carrier, forged Authentication-Results) when the message is to be
+    // stored. A verdict that is not refused has no reply: store, then accepted() or
+    // storeFailed().
+    Napi::Value Message(const Napi::CallbackInfo& info)
+    {
+        Napi::Env env = info.Env();
+        if (info.Length() < 1 || !info[0].IsObject())
+            throw Napi::TypeError::New(env, "message({size, lineTooLong, bareLinefeed, header})");
+        const Napi::Object o = info[0].As<Napi::Object>();
+        amtp::haraka::MessageInput in;
+        const Napi::Value size = o.Get("size");
+        if (!size.IsNumber() || size.As<Napi::Number>().DoubleValue() < 0)
+            throw Napi::TypeError::New(env, "size must be a number of octets");
+        in.size = static_cast<std::uint64_t>(size.As<Napi::Number>().DoubleValue());
+        in.line_too_long = o.Get("lineTooLong").ToBoolean().Value();
+        in.bare_linefeed = o.Get("bareLinefeed").ToBoolean().Value();
+        in.header = strings_from(env, o.Get("header"), "header");
+        const amtp::haraka::MessageVerdict m = live(info).message(in);
+        Napi::Object v = verdict_object(env, m.verdict);
+        Napi::Array remove = Napi::Array::New(env, m.remove.size());
+        for (size_t i = 0; i < m.remove.size(); ++i)
+            remove.Set(static_cast<uint32_t>(i), static_cast<double>(m.remove[i]));
+        v.Set("remove", remove);
+        return v;
+    }
+
+    // envelope() -> {sender, mpc, mpcField, recipients: [{address, local, domain,
+    // localPart}]}: what the transaction established, for storing the message.
+    Napi::Value Envelope(const Napi::CallbackInfo& info)
+    {
+        Napi::Env env = info.Env();
+        const amtp::Envelope& e = live(info).facts().envelope;
+        const bool has_mpc = !e.mpc.role.empty();
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("sender", e.sender);
+        o.Set("mpc", has_mpc ? e.mpc.str() : std::string());
+        o.Set("mpcField", has_mpc ? amtp::mpc_field(e.mpc) : std::string());
+        Napi::Array list = Napi::Array::New(env, e.recipients.size());
+        for (size_t i = 0; i < e.recipients.size(); ++i) {
+            const std::string& address = e.recipients[i];
+            const auto at = address.rfind('@');
+            Napi::Object r = Napi::Object::New(env);
+            r.Set("address", address);
+            r.Set("local", i < e.local.size() && e.local[i]);
+            r.Set("localPart", address.substr(0, at));
+            r.Set("domain", at == std::string::npos ? std::string() : address.substr(at + 1));
+            list.Set(static_cast<uint32_t>(i), r);
+        }
+        o.Set("recipients", list);
+        return o;
+    }
+
+    // traceFields() -> Received + Authentication-Results (CRLF lines) for the message.
+    Napi::Value TraceFields(const Napi::CallbackInfo& info)
+    {
+        return Napi::String::New(info.Env(), live(info).trace_fields(std::time(nullptr)));
+    }
+
+    // accepted(messageId, detail?) -> verdict (the 250 and the message's log line).
+    Napi::Value Accepted(const Napi::CallbackInfo& info)
+    {
+        const std::string id = string_arg(info, 0, "messageId");
+        const std::string detail = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+        return verdict_object(info.Env(), live(info).accepted(id, detail));
+    }
+
+    // storeFailed(reason, detail?): storage_full, storage_temporary or delivery_refused.
+    Napi::Value StoreFailed(const Napi::CallbackInfo& info)
+    {
+        const Reason reason = reason_arg(info, 0);
+        const std::string detail = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+        return verdict_object(info.Env(), live(info).store_failed(reason, detail));
+    }
+
+    // refusal(event, reason, detail?, countsAsError?) -> verdict: a refusal the host
+    // makes itself (connection limits, a client that does not read, shutdown).
+    Napi::Value Refusal(const Napi::CallbackInfo& info)
+    {
+        const std::string event = string_arg(info, 0, "event");
+        const Reason reason = reason_arg(info, 1);
+        const std::string detail = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+        const bool counts = info.Length() <= 3 || info[3].ToBoolean().Value();
+        return verdict_object(info.Env(), live(info).refusal(event, reason, detail, counts));
+    }
+
+    std::optional<amtp::haraka::Session> session_;
+};
+
+VerifyWorker::VerifyWorker(Napi::Env env, Napi::Object owner, Session* session, std::vector<std::string> chain,
+                           std::string version, std::string cipher)
+    : Napi::AsyncWorker(env, "amtp:verify-client"), deferred_(Napi::Promise::Deferred::New(env)),
+      owner_(Napi::Persistent(owner)), session_(session), trust_(session->session()->site().trust),
+      listener_(session->session()->facts().listener), peer_(session->session()->facts().peer),
+      chain_(std::move(chain)), version_(std::move(version)), cipher_(std::move(cipher))
+{
+}
+
+void VerifyWorker::Execute()
+{
+    result_ = trust_->verify_client_der(chain_, listener_, peer_, std::time(nullptr));
+}
+
+void VerifyWorker::OnOK()
+{
+    Napi::Env env = Env();
+    const std::string reason = amtp::reason_name(result_.ok() ? Reason::none : result_.reason);
+    // A session closed meanwhile (the client left) takes nothing more.
+    amtp::haraka::Session* session = session_->session();
+    const std::string log = session ? session->tls(std::move(result_), version_, cipher_) : std::string();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("reason", reason);
+    o.Set("log", log);
+    deferred_.Resolve(o);
+}
+
 // --- free functions ----------------------------------------------------------------------------
 
-// replyFor(reason, detail?) -> {code, enhanced, text, reason}
+// replyFor(reason, detail?) -> {code, enhanced, text, reason}: the core's reply for a
+// reason, for answers made before a session exists.
 Napi::Value ReplyFor(const Napi::CallbackInfo& info)
 {
-    const std::string name = string_arg(info, 0, "reason");
-    const auto reason = amtp::haraka::reason_by_name(name);
-    if (!reason)
-        throw Napi::TypeError::New(info.Env(), "unknown reason: " + name);
+    const Reason reason = reason_arg(info, 0);
     std::string detail;
     if (info.Length() > 1 && info[1].IsString())
         detail = info[1].As<Napi::String>().Utf8Value();
-    return reply_object(info.Env(), amtp::reply_for(*reason, detail));
-}
-
-// parseMpc(text) -> {ok, value, reason}
-Napi::Value ParseMpc(const Napi::CallbackInfo& info)
-{
-    Napi::Env env = info.Env();
-    const auto r = amtp::parse_mpc(string_arg(info, 0, "mpc"));
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("ok", r.value.has_value());
-    o.Set("value", r.value ? Napi::Value(Napi::String::New(env, r.value->str())) : env.Null());
-    o.Set("reason", amtp::reason_name(r.reason));
-    return o;
-}
-
-// mailCommand(argument, requireMpc) -> {ok, reason, detail, sender, mpc, parameters}: the
-// argument of MAIL ("FROM:<a@b> MPC=per/individual") judged exactly as amtpd does, except
-// SIZE against the limit (the caller knows it).
-Napi::Value MailCommand(const Napi::CallbackInfo& info)
-{
-    Napi::Env env = info.Env();
-    const std::string argument = string_arg(info, 0, "argument");
-    const bool required = info.Length() < 2 || info[1].ToBoolean();
-    const amtp::haraka::MailCheck m = amtp::haraka::check_mail_command(argument, required);
-    Napi::Object o = Napi::Object::New(env);
-    if (m.reason != Reason::none) {
-        o.Set("ok", false);
-        o.Set("reason", amtp::reason_name(m.reason));
-        o.Set("detail", m.detail);
-        return o;
-    }
-    Napi::Object params = Napi::Object::New(env);
-    for (const auto& [keyword, value] : m.parameters)
-        params.Set(keyword, value);
-    o.Set("ok", true);
-    o.Set("reason", "none");
-    o.Set("sender", m.sender);
-    o.Set("mpc", m.mpc ? Napi::Value(Napi::String::New(env, m.mpc->str())) : env.Null());
-    o.Set("parameters", params);
-    return o;
-}
-
-// parseMailbox(address) -> {local, domain, address} or null (domain normalised).
-Napi::Value ParseMailbox(const Napi::CallbackInfo& info)
-{
-    Napi::Env env = info.Env();
-    const auto box = amtp::parse_mailbox(string_arg(info, 0, "address"));
-    if (!box)
-        return env.Null();
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("local", box->local);
-    o.Set("domain", box->domain);
-    o.Set("address", box->str());
-    return o;
-}
-
-Napi::Value NormalizeHostName(const Napi::CallbackInfo& info)
-{
-    const auto name = amtp::normalize_host_name(string_arg(info, 0, "name"));
-    return name ? Napi::Value(Napi::String::New(info.Env(), *name)) : info.Env().Null();
-}
-
-// checkEhlo(certificateNames, ehloName) -> "none" | "ehlo_syntax" | "ehlo_not_in_cert"
-Napi::Value CheckEhlo(const Napi::CallbackInfo& info)
-{
-    Napi::Env env = info.Env();
-    if (info.Length() < 2)
-        throw Napi::TypeError::New(env, "checkEhlo(certificateNames, ehloName)");
-    const std::vector<std::string> names = strings_from(env, info[0], "certificateNames");
-    return Napi::String::New(env, amtp::reason_name(amtp::haraka::check_ehlo(names, string_arg(info, 1, "ehloName"))));
-}
-
-// checkPtr(lookupResult, ehloName) -> "none" | ptr_missing | ptr_mismatch | ptr_unconfirmed | dns_temporary
-Napi::Value CheckPtr(const Napi::CallbackInfo& info)
-{
-    Napi::Env env = info.Env();
-    if (info.Length() < 2)
-        throw Napi::TypeError::New(env, "checkPtr(lookupResult, ehloName)");
-    const amtp::ReverseDnsResult r = reverse_from(env, info[0]);
-    return Napi::String::New(env,
-                             amtp::reason_name(amtp::haraka::check_ptr_answer(r, string_arg(info, 1, "ehloName"))));
-}
-
-// scanHeader(lines, hostname?) -> {mpcField, carriers, keep, forgedResults}: the header
-// block, one line per entry without its line ending (continuation lines separate),
-// through the core's scanner; forgedResults counts Authentication-Results fields that
-// claim the authserv-id of `hostname` (the one traceFields writes).
-Napi::Value ScanHeader(const Napi::CallbackInfo& info)
-{
-    Napi::Env env = info.Env();
-    if (info.Length() < 1)
-        throw Napi::TypeError::New(env, "scanHeader(lines, hostname)");
-    const std::string hostname = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-    const amtp::haraka::HeaderScan scan =
-        amtp::haraka::scan_header(strings_from(env, info[0], "lines"), hostname);
-    Napi::Array keep = Napi::Array::New(env, scan.keep.size());
-    for (size_t i = 0; i < scan.keep.size(); ++i)
-        keep.Set(static_cast<uint32_t>(i), static_cast<bool>(scan.keep[i]));
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("mpcField", scan.mpc_field);
-    o.Set("carriers", string_array(env, scan.carriers));
-    o.Set("keep", keep);
-    o.Set("forgedResults", scan.forged_results);
-    return o;
-}
-
-Napi::Value MpcField(const Napi::CallbackInfo& info)
-{
-    return Napi::String::New(info.Env(), amtp::mpc_field(mpc_arg(info, 0)));
+    return reply_object(info.Env(), amtp::reply_for(reason, detail));
 }
 
 // storeInMaildir(root, domain, localPart, parts) -> Promise<{path}>; rejects with
@@ -752,6 +791,8 @@ Napi::Value SettleDelivery(const Napi::CallbackInfo& info)
     const Napi::Array list = info[0].As<Napi::Array>();
     std::vector<amtp::LocalOutcome> outcomes;
     for (uint32_t i = 0; i < list.Length(); ++i) {
+        if (!list.Get(i).IsObject())
+            throw Napi::TypeError::New(env, "settleDelivery: outcomes must be objects");
         const Napi::Object o = list.Get(i).As<Napi::Object>();
         amtp::LocalOutcome out;
         out.recipient = o.Get("recipient").ToString().Utf8Value();
@@ -773,45 +814,16 @@ Napi::Value SettleDelivery(const Napi::CallbackInfo& info)
     return r;
 }
 
-// bounceMessage(hostname, id, sender, [{recipient, reply}], originalParts) -> string: the
-// RFC 3464 report amtpd's queue sends (core bounce_message), for recipients that failed
-// after others of the message were delivered.
-Napi::Value BounceMessage(const Napi::CallbackInfo& info)
-{
-    Napi::Env env = info.Env();
-    if (info.Length() < 5 || !info[3].IsArray())
-        throw Napi::TypeError::New(env, "bounceMessage(hostname, id, sender, failed, original)");
-    amtp::QueueEntry entry;
-    const std::string hostname = string_arg(info, 0, "hostname");
-    entry.id = string_arg(info, 1, "id");
-    entry.sender = string_arg(info, 2, "sender");
-    const Napi::Array list = info[3].As<Napi::Array>();
-    for (uint32_t i = 0; i < list.Length(); ++i) {
-        const Napi::Object o = list.Get(i).As<Napi::Object>();
-        entry.recipients.push_back({o.Get("recipient").ToString().Utf8Value(), amtp::QueuedStatus::failed,
-                                    o.Get("reply").IsString() ? o.Get("reply").As<Napi::String>().Utf8Value() : ""});
-    }
-    const std::vector<std::string> original = blobs_from(env, info[4], "original");
-    std::string text;
-    for (const auto& part : original)
-        text += part;
-    return Napi::String::New(env, amtp::bounce_message(hostname, entry, text, std::time(nullptr)));
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
-    exports.Set("bounceMessage", Napi::Function::New<BounceMessage>(env, "bounceMessage"));
-    exports.Set("settleDelivery", Napi::Function::New<SettleDelivery>(env, "settleDelivery"));
-    exports.Set("Site", Site::Define(env));
+    auto* data = new AddonData;
+    const Napi::Function site = Site::Define(env);
+    data->site = Napi::Persistent(site);
+    env.SetInstanceData(data);
+    exports.Set("Site", site);
+    exports.Set("Session", Session::Define(env));
     exports.Set("replyFor", Napi::Function::New<ReplyFor>(env, "replyFor"));
-    exports.Set("parseMpc", Napi::Function::New<ParseMpc>(env, "parseMpc"));
-    exports.Set("mailCommand", Napi::Function::New<MailCommand>(env, "mailCommand"));
-    exports.Set("parseMailbox", Napi::Function::New<ParseMailbox>(env, "parseMailbox"));
-    exports.Set("normalizeHostName", Napi::Function::New<NormalizeHostName>(env, "normalizeHostName"));
-    exports.Set("checkEhlo", Napi::Function::New<CheckEhlo>(env, "checkEhlo"));
-    exports.Set("checkPtr", Napi::Function::New<CheckPtr>(env, "checkPtr"));
-    exports.Set("scanHeader", Napi::Function::New<ScanHeader>(env, "scanHeader"));
-    exports.Set("mpcField", Napi::Function::New<MpcField>(env, "mpcField"));
+    exports.Set("settleDelivery", Napi::Function::New<SettleDelivery>(env, "settleDelivery"));
     exports.Set("storeInMaildir", Napi::Function::New<StoreInMaildir>(env, "storeInMaildir"));
     return exports;
 }

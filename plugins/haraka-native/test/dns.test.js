@@ -51,7 +51,6 @@ test('the event loop stays responsive while 50 lookups wait for a slow DNS serve
     clearInterval(timer)
     for (const r of results) {
         assert.equal(r.status, 'negative', JSON.stringify(r))
-        assert.equal(amtp.checkPtr(r, 'mx.a.test'), 'ptr_missing')
     }
     // All 50 waited at the same time (not one after another, nor 4 at a time).
     assert.ok(elapsed >= DELAY_MS * 0.9, `answers came too early (${elapsed} ms)`)
@@ -66,7 +65,6 @@ test('a resolver that never answers gives a temporary result, never a permanent 
     const started = performance.now()
     const r = await site.lookupClientNames('127.0.0.2')
     assert.equal(r.status, 'temporary')
-    assert.equal(amtp.checkPtr(r, 'mx.a.test'), 'dns_temporary')
     assert.ok(performance.now() - started < 4000)
 })
 

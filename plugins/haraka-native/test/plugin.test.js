@@ -7,12 +7,14 @@ const path = require('node:path')
 const constants = require('haraka-constants')
 const { tempDir, pki, writeConfig } = require('./support/helpers')
 
-function loadPlugin(t) {
+function loadPlugin(t, { relay = false } = {}) {
     const dir = tempDir(t)
     const p = pki()
     // delivery.recipients = mailbox: bob's Maildir exists, nobody else's.
     require('node:fs').mkdirSync(path.join(dir, 'mail', 'b.test', 'bob'), { recursive: true })
-    const policy = writeConfig(dir, '<amtp-policy><advertise><deny mpc="*/optout"/></advertise></amtp-policy>\n', 'policy.xml')
+    const policy = writeConfig(dir, `<amtp-policy><advertise><deny mpc="*/optout"/></advertise>
+  <recipient address="nocom@c.test"><deny mpc="com/*"/></recipient></amtp-policy>
+`, 'policy.xml')
     const ini = writeConfig(dir, `hostname = mx.b.test
 [listen]
 public = 127.0.0.3:2626
@@ -41,6 +43,8 @@ file = ${policy}
         logerror() {},
     })
     plugin.register()
+    // The relay sidecar is not started here; the session only needs to know there is one.
+    if (relay) plugin.relay = { host: '127.0.0.1', port: 9 }
     return { plugin, pki: p }
 }
 
@@ -57,7 +61,7 @@ function connection(chain, { port = 2626, ip = '127.0.0.2', line = '' } = {}) {
         uuid: 'TEST-1',
         notes: {},
         remote: { ip },
-        local: { port },
+        local: { ip: '127.0.0.3', port },
         tls: { enabled: true, cipher: { version: 'TLSv1.3', name: 'TLS_AES_128_GCM_SHA256' } },
         client: { getPeerCertificate: () => cert || {} },
         current_line: line,
@@ -81,68 +85,101 @@ function run(plugin, hook, conn, ...args) {
     })
 }
 
-test('HELO is refused with 504 5.5.1', async (t) => {
+// A connection through connect_init (its session made, its chain on its way to the core).
+async function connected(plugin, chain, options) {
+    const conn = connection(chain, options)
+    await run(plugin, 'hook_connect_init', conn)
+    return conn
+}
+
+// A command line through its hook: Haraka's current_line is what the session reads.
+async function command(plugin, conn, hook, line) {
+    conn.current_line = line
+    return run(plugin, hook, conn, [])
+}
+
+test('HELO is refused with 504 5.5.1 and its log line', async (t) => {
     const { plugin, pki: p } = loadPlugin(t)
-    const [code, msg] = await run(plugin, 'hook_helo', connection(p.chain('client.chain.pem')), 'mx.a.test')
+    const conn = await connected(plugin, p.chain('client.chain.pem'))
+    const [code, msg] = await command(plugin, conn, 'hook_helo', 'HELO mx.a.test')
     assert.equal(code, constants.deny)
     assert.equal(msg.code, 504)
     assert.match(msg.reply, /^5\.5\.1 /)
+    assert.ok(conn.log.some((l) => /^event=helo .*reason=helo_refused/.test(l)))
 })
 
-test('EHLO on the private listener binds the certificate and skips the PTR', async (t) => {
+test('EHLO on the private listener binds the certificate, skips the PTR, and the EHLO reply is the core\'s', async (t) => {
     const { plugin, pki: p } = loadPlugin(t)
-    const conn = connection(p.chain('private.chain.pem'), { port: 2627, ip: '127.0.0.5' })
-    const [code] = await run(plugin, 'hook_ehlo', conn, 'host1.customers.isp.test')
+    const conn = await connected(plugin, p.chain('private.chain.pem'), { port: 2627, ip: '127.0.0.5' })
+    const [code] = await command(plugin, conn, 'hook_ehlo', 'EHLO host1.customers.isp.test')
     assert.equal(code, undefined)
-    assert.equal(conn.notes.amtp.authenticated, true)
+    assert.equal(conn.notes.amtp.session.authenticated, true)
     await run(plugin, 'hook_capabilities', conn)
-    assert.deepEqual(conn.capabilities.slice(0, 2), ['mx.b.test Hello', 'MPC DENY=*/optout'])
-    assert.ok(conn.capabilities.includes('ENHANCEDSTATUSCODES'))
+    assert.deepEqual(conn.capabilities, ['mx.b.test greets host1.customers.isp.test', 'MPC DENY=*/optout', 'PIPELINING',
+        '8BITMIME', 'SIZE 26214400', 'ENHANCEDSTATUSCODES'])
+    assert.ok(conn.log.some((l) => /^event=tls session=TEST-1 tls=TLSv1\.3 cert=verified/.test(l)))
+    assert.ok(conn.log.some((l) => /^event=ehlo .*result=pass reason=none ehlo=host1\.customers\.isp\.test/.test(l)))
 })
 
 test('EHLO refusals carry the core reply and are logged with their reason', async (t) => {
     const { plugin, pki: p } = loadPlugin(t)
-    const conn = connection(p.chain('client.chain.pem'))
-    const [code, msg] = await run(plugin, 'hook_ehlo', conn, 'other.a.test')
+    const conn = await connected(plugin, p.chain('client.chain.pem'))
+    const [code, msg] = await command(plugin, conn, 'hook_ehlo', 'EHLO other.a.test')
     assert.equal(code, constants.deny)
     assert.equal(msg.code, 504)
     assert.equal(msg.reply, '5.7.1 Authentication failed: EHLO name not in client certificate')
     assert.ok(conn.log.some((l) => /reason=ehlo_not_in_cert/.test(l)))
-    const none = connection([])
-    const [, msg2] = await run(plugin, 'hook_ehlo', none, 'mx.a.test')
+    const none = await connected(plugin, [])
+    const [, msg2] = await command(plugin, none, 'hook_ehlo', 'EHLO mx.a.test')
     assert.equal(msg2.reply, '5.7.1 Authentication failed: no client certificate')
-    const [, msg3] = await run(plugin, 'hook_ehlo', connection([]), '')
+    const [, msg3] = await command(plugin, await connected(plugin, []), 'hook_ehlo', 'EHLO mx.a.test extra')
     assert.equal(msg3.code, 501)
 })
 
 test('a PTR lookup that times out is 451 4.4.3, never a permanent refusal', async (t) => {
     const { plugin, pki: p } = loadPlugin(t)
-    const [code, msg] = await run(plugin, 'hook_ehlo', connection(p.chain('client.chain.pem')), 'mx.a.test')
-    assert.equal(code, constants.deny)
+    const conn = await connected(plugin, p.chain('client.chain.pem'))
+    const [code, msg] = await command(plugin, conn, 'hook_ehlo', 'EHLO mx.a.test')
+    assert.equal(code, constants.denysoft)
     assert.equal(msg.code, 451)
     assert.match(msg.reply, /^4\.4\.3 /)
 })
 
 test('MAIL and RCPT answer as amtpd, and never throw on odd input', async (t) => {
     const { plugin, pki: p } = loadPlugin(t)
-    const conn = connection(p.chain('private.chain.pem'), { port: 2627, ip: '127.0.0.5' })
-    const [, before] = await run(plugin, 'hook_mail', conn, [])
+    const conn = await connected(plugin, p.chain('private.chain.pem'), { port: 2627, ip: '127.0.0.5' })
+    const [, before] = await command(plugin, conn, 'hook_mail', 'MAIL FROM:<a@a.test> MPC=per/individual')
     assert.equal(before.code, 503)
-    await run(plugin, 'hook_ehlo', conn, 'host1.customers.isp.test')
-    const mail = async (line) => {
-        conn.current_line = line
-        return (await run(plugin, 'hook_mail', conn, []))[1]
-    }
+    await command(plugin, conn, 'hook_ehlo', 'EHLO host1.customers.isp.test')
+    const mail = async (line) => (await command(plugin, conn, 'hook_mail', line))[1]
     assert.equal((await mail('MAIL FROM:<a@a.test>')).code, 555)
     assert.equal((await mail('MAIL FROM:<a@a.test> MPC=per')).code, 501)
     assert.equal((await mail('MAIL FROM:<a@a.test> MPC=com/optout')).code, 550)
-    assert.equal((await mail('MAIL FROM:<a@a.test> MPC=per/individual')).code, 250)
-    const rcpt = async (user, host) => (await run(plugin, 'hook_rcpt', conn, [{ user, host }]))[1]
-    assert.match((await rcpt('carl', 'c.test')).reply, /^5\.7\.1 Relaying denied/)
-    assert.equal((await rcpt('bob', 'b.test')).code, 250)
-    assert.match((await rcpt('ghost', 'b.test')).reply, /^5\.1\.1 Recipient address unknown/)
-    const [code] = await run(plugin, 'hook_rcpt', conn, [null])
-    assert.equal(code, constants.denysoft)
+    // SIZE before MPC, as the rulebook checks them.
+    assert.equal((await mail('MAIL FROM:<a@a.test> SIZE=999999999 MPC=per')).code, 552)
+    const [ok, accepted] = await command(plugin, conn, 'hook_mail', 'MAIL FROM:<a@a.test> MPC=per/individual')
+    assert.deepEqual([ok, accepted.code, accepted.reply], [constants.ok, 250, '2.1.0 Sender OK'])
+    const rcpt = async (line) => (await command(plugin, conn, 'hook_rcpt', line))[1]
+    assert.match((await rcpt('RCPT TO:<carl@c.test>')).reply, /^5\.7\.1 Relaying denied/)
+    assert.equal((await rcpt('RCPT TO:<bob@b.test>')).code, 250)
+    assert.match((await rcpt('RCPT TO:<ghost@b.test>')).reply, /^5\.1\.1 Recipient address unknown/)
+    assert.equal((await rcpt('RCPT TO:')).code, 501)
+    await run(plugin, 'hook_rset', conn)
+    assert.equal(conn.notes.amtp.session.inTransaction, false)
     const [code2] = await run(plugin, 'hook_data_post', { ...conn, transaction: null })
-    assert.equal(code2, constants.deny)
+    assert.equal(code2, constants.denysoft)
+})
+
+test('with the relay sidecar, a remote recipient on a private listener meets its MPC rules', async (t) => {
+    const { plugin, pki: p } = loadPlugin(t, { relay: true })
+    const conn = await connected(plugin, p.chain('private.chain.pem'), { port: 2627, ip: '127.0.0.5' })
+    await command(plugin, conn, 'hook_ehlo', 'EHLO host1.customers.isp.test')
+    await command(plugin, conn, 'hook_mail', 'MAIL FROM:<cust@b.test> MPC=com/optin')
+    assert.equal((await command(plugin, conn, 'hook_rcpt', 'RCPT TO:<carl@c.test>'))[1].code, 250)
+    const [code, msg] = await command(plugin, conn, 'hook_rcpt', 'RCPT TO:<nocom@c.test>')
+    assert.deepEqual([code, msg.code, msg.reply], [constants.deny, 550, '5.7.1 MPC policy violation'])
+    assert.ok(conn.log.some((l) => /^event=rcpt .*reason=mpc_denied rcpt=nocom@c\.test/.test(l)))
+    // The public listener never relays.
+    const pub = await connected(plugin, p.chain('client.chain.pem'))
+    assert.equal(pub.notes.amtp.session.listener, 'public')
 })
