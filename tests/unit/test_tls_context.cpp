@@ -49,10 +49,12 @@ SslCtxPtr server_context(const std::string& ticket_keys)
                                     net::Resumption::bound_tickets);
 }
 
-SslCtxPtr client_context()
+SslCtxPtr client_context(int max_version = 0)
 {
     SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
     REQUIRE(ctx);
+    if (max_version)
+        REQUIRE(SSL_CTX_set_max_proto_version(ctx.get(), max_version) == 1);
     REQUIRE(SSL_CTX_use_certificate_chain_file(ctx.get(), pki_file("client.chain.pem").c_str()) == 1);
     REQUIRE(SSL_CTX_use_PrivateKey_file(ctx.get(), pki_file("client.key").c_str(), SSL_FILETYPE_PEM) == 1);
     return ctx;
@@ -224,6 +226,33 @@ TEST_CASE("After a rotation the previous key's tickets resume and are renewed; a
     auto kept = connect(client_ctx.get(), later.get(), *store, SSL_get0_session(renewed->client.get()));
     CHECK(kept->resumed());
     require_mx_a(*kept);
+}
+
+TEST_CASE("A TLS 1.2 client resumes across hosts and gets its old-key ticket renewed too", "[tls][ticket-keys]")
+{
+    const auto dir = amtp::test::fresh_dir("tls-context-tls12");
+    const std::string keys = dir + "/ticket.keys";
+    rotate_ticket_keys(keys);
+    const auto store = trust();
+    const SslCtxPtr client_ctx = client_context(TLS1_2_VERSION);
+    const SslCtxPtr host_a = server_context(keys);
+
+    auto first = connect(client_ctx.get(), host_a.get(), *store);
+    REQUIRE(SSL_version(first->server.get()) == TLS1_2_VERSION);
+    CHECK_FALSE(first->resumed());
+    require_mx_a(*first);
+
+    rotate_ticket_keys(keys);
+    const std::string newest =
+        name_of(net::listener_ticket_keys(read_ticket_keys(keys), ListenerKind::public_network).keys.front());
+    const SslCtxPtr host_b = server_context(keys);
+    auto resumed = connect(client_ctx.get(), host_b.get(), *store, SSL_get0_session(first->client.get()));
+    CHECK(resumed->resumed());
+    require_mx_a(*resumed);
+    CHECK(resumed->ticket_key_name() == newest);
+    auto again = connect(client_ctx.get(), host_b.get(), *store, SSL_get0_session(resumed->client.get()));
+    CHECK(again->resumed());
+    require_mx_a(*again);
 }
 
 TEST_CASE("A server context with an unusable tls.ticket-keys is a ConfigError naming the file", "[tls][ticket-keys]")
