@@ -79,6 +79,8 @@ std::string Rulebook::connect_log(const SessionFacts& f) const
     line.kv("session", f.session_id).kv("peer", f.peer.str()).kv("listener", listener_name(f.listener));
     if (f.tls) {
         line.kv("tls", f.tls->version).kv("cert", f.tls->identity.ok() ? "verified" : reason_name(f.tls->identity.reason));
+        if (f.tls->resumed)
+            line.kv("resumed", "yes");
         if (f.identity)
             line.kv("subject", f.identity->subject).kv("sha256", f.identity->sha256);
     }
@@ -99,6 +101,8 @@ std::string Rulebook::tls_established(SessionFacts& f, TlsInfo tls) const
     LogLine line("tls");
     line.kv("session", f.session_id).kv("tls", f.tls->version);
     line.kv("cert", f.tls->identity.ok() ? "verified" : reason_name(f.tls->identity.reason));
+    if (f.tls->resumed)
+        line.kv("resumed", "yes");
     return line.str();
 }
 

@@ -692,6 +692,15 @@ const std::vector<Option>& options()
         option("tls.min-version", tls_version(), Occurs::optional, "1.2", "1.3",
                "The oldest TLS version accepted or offered.",
                [](auto& s) -> auto& { return s.tls.min_version; }),
+        option("tls.ticket-keys", path(true), Occurs::optional, "", "ticket.keys",
+               "amtpd: file of TLS session ticket keys shared by every host serving one domain, so that a session "
+               "made with one host resumes with another and survives reloads. One key a line, newest first: "
+               "`NAME HMAC-KEY AES-KEY` in hex (16, 32 and 32 bytes); the first encrypts new tickets, the others "
+               "still decrypt older ones (which are then renewed). Secret (a key can make a ticket that resumes "
+               "as any peer): mode 600, owned by the user amtpd runs as; read at start and at every reload. "
+               "`amtp-config --new-ticket-key FILE` rotates it. Empty: random keys of each process, new at every "
+               "start and reload.",
+               [](auto& s) -> auto& { return s.tls.ticket_keys; }),
 
         option("dns.resolver", resolver(), Occurs::optional, "", "127.0.0.1@15353",
                "DNS server to send every query to; empty: the servers of /etc/resolv.conf.",

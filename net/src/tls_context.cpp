@@ -3,9 +3,15 @@
 #include "amtp/errors.hpp"
 #include "amtp/identity_codec.hpp"
 
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -65,6 +71,86 @@ int make_ticket(SSL* ssl, void*)
     return 1;
 }
 
+// What the ticket key callback of a context needs: the keys, and the cipher fetched
+// once rather than at every ticket. Owned by the SSL_CTX (its ex_data), freed with it.
+struct TicketCrypto {
+    std::shared_ptr<const TicketKeys> keys;
+    EvpCipherPtr cipher;
+};
+
+void free_ticket_crypto(void*, void* data, CRYPTO_EX_DATA*, int, long, void*)
+{
+    delete static_cast<TicketCrypto*>(data);
+}
+
+// The one SSL_CTX ex_data slot for TicketCrypto, allocated once per process.
+int ticket_crypto_index()
+{
+    static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_ticket_crypto);
+    return index;
+}
+
+// Tickets under tls.ticket-keys: AES-256-CBC, then HMAC-SHA256 over the result, the
+// scheme OpenSSL uses with its own keys. Encrypting: the newest key and a fresh IV.
+// Decrypting: the key the ticket names; 0 (no such key, retired or another farm's)
+// makes OpenSSL ignore the ticket and do a full handshake; 2 (an older key) has the
+// ticket renewed, so the client leaves with one made by the newest key. A negative
+// value is an internal failure and ends the handshake.
+int ticket_key_callback(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher_ctx,
+                        EVP_MAC_CTX* mac_ctx, int enc)
+{
+    const auto* crypto = static_cast<const TicketCrypto*>(
+        SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_crypto_index()));
+    if (!crypto || !crypto->keys || crypto->keys->keys.empty() || !crypto->cipher)
+        return -1;
+    const TicketKeys& keys = *crypto->keys;
+    const TicketKey* key = nullptr;
+    if (enc) {
+        key = &keys.keys.front();
+        const int iv_length = EVP_CIPHER_get_iv_length(crypto->cipher.get());
+        if (iv_length <= 0 || iv_length > EVP_MAX_IV_LENGTH || RAND_bytes(iv, iv_length) != 1)
+            return -1;
+        std::memcpy(name, key->name.data(), TicketKey::name_size);
+    } else {
+        key = keys.find(name);
+        if (!key)
+            return 0;
+    }
+    static char digest[] = "SHA256";
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key->hmac.data()),
+                                          key->hmac.size()),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (EVP_MAC_CTX_set_params(mac_ctx, params) != 1)
+        return -1;
+    const int ready = enc ? EVP_EncryptInit_ex(cipher_ctx, crypto->cipher.get(), nullptr, key->aes.data(), iv)
+                          : EVP_DecryptInit_ex(cipher_ctx, crypto->cipher.get(), nullptr, key->aes.data(), iv);
+    if (ready != 1)
+        return -1;
+    return enc || keys.newest(*key) ? 1 : 2;
+}
+
+// Hands the keys of `listener`, derived from `keys`, to the context's ticket key callback.
+void use_ticket_keys(SSL_CTX* ctx, const Settings& s, ListenerKind listener, const TicketKeys& keys)
+{
+    if (keys.keys.empty())
+        throw ConfigError(s.source, 0, ticket_keys_setting, "no ticket key to use");
+    auto crypto = std::make_unique<TicketCrypto>();
+    crypto->keys = std::make_shared<const TicketKeys>(listener_ticket_keys(keys, listener));
+    crypto->cipher.reset(EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr));
+    if (!crypto->cipher)
+        throw ConfigError(s.source, 0, ticket_keys_setting, "AES-256-CBC is not available: " + openssl_error());
+    if (SSL_CTX_set_ex_data(ctx, ticket_crypto_index(), crypto.get()) != 1)
+        throw ConfigError(s.source, 0, ticket_keys_setting, "cannot attach the ticket keys: " + openssl_error());
+    crypto.release();   // the context owns it now (free_ticket_crypto)
+    if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_callback) != 1)
+        throw ConfigError(s.source, 0, ticket_keys_setting, "cannot install the ticket keys: " + openssl_error());
+}
+
+// Every decrypted ticket is renewed: an MTA resumes one session at a time per peer, so
+// each resumption hands it the next ticket (made with the newest key).
 SSL_TICKET_RETURN use_ticket(SSL*, SSL_SESSION*, const unsigned char*, size_t, SSL_TICKET_STATUS status, void*)
 {
     switch (status) {
@@ -123,7 +209,8 @@ PrivateKeyFile read_private_key(const std::string& path)
     return out;
 }
 
-SslCtxPtr make_server_context(const Settings& s, ListenerKind listener, Resumption resumption, EVP_PKEY* key)
+SslCtxPtr make_server_context(const Settings& s, ListenerKind listener, Resumption resumption, EVP_PKEY* key,
+                              std::shared_ptr<const TicketKeys> ticket_keys)
 {
     SslCtxPtr ctx = base_context(TLS_server_method(), s, key);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, accept_any_certificate);
@@ -154,9 +241,57 @@ SslCtxPtr make_server_context(const Settings& s, ListenerKind listener, Resumpti
         // One ticket per handshake (OpenSSL sends two by default): an MTA resumes one
         // session at a time per peer.
         SSL_CTX_set_num_tickets(ctx.get(), 1);
+        SSL_CTX_set_timeout(ctx.get(), ticket_lifetime_seconds);
+        if (!ticket_keys && !s.tls.ticket_keys.empty())
+            ticket_keys = std::make_shared<const TicketKeys>(read_ticket_keys(s.tls.ticket_keys));
+        if (ticket_keys)
+            use_ticket_keys(ctx.get(), s, listener, *ticket_keys);
         break;
     }
     return ctx;
+}
+
+TicketKeys listener_ticket_keys(const TicketKeys& keys, ListenerKind listener)
+{
+    const EvpKdfPtr kdf(EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_HKDF, nullptr));
+    if (!kdf)
+        throw ConfigError(keys.source, 0, ticket_keys_setting, "HKDF is not available: " + openssl_error());
+    std::string info = "amtp ticket key ";
+    info += listener == ListenerKind::public_network ? "public" : "private";
+    static char digest[] = "SHA256";
+    constexpr std::size_t name = TicketKey::name_size;
+    constexpr std::size_t hmac = TicketKey::hmac_size;
+    constexpr std::size_t size = TicketKey::name_size + TicketKey::hmac_size + TicketKey::aes_size;
+
+    TicketKeys out;
+    out.source = keys.source;
+    out.keys.reserve(keys.keys.size());
+    for (const TicketKey& key : keys.keys) {
+        std::array<unsigned char, size> input{};
+        std::array<unsigned char, size> output{};
+        std::memcpy(input.data(), key.name.data(), name);
+        std::memcpy(input.data() + name, key.hmac.data(), hmac);
+        std::memcpy(input.data() + name + hmac, key.aes.data(), TicketKey::aes_size);
+        const OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, input.data(), input.size()),
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+            OSSL_PARAM_construct_end(),
+        };
+        const EvpKdfCtxPtr ctx(EVP_KDF_CTX_new(kdf.get()));
+        const bool derived = ctx && EVP_KDF_derive(ctx.get(), output.data(), output.size(), params) == 1;
+        OPENSSL_cleanse(input.data(), input.size());
+        if (!derived)
+            throw ConfigError(keys.source, key.line, ticket_keys_setting, "cannot derive the listener's keys: " +
+                                                                           openssl_error());
+        TicketKey& mine = out.keys.emplace_back();
+        mine.line = key.line;
+        std::memcpy(mine.name.data(), output.data(), name);
+        std::memcpy(mine.hmac.data(), output.data() + name, hmac);
+        std::memcpy(mine.aes.data(), output.data() + name + hmac, TicketKey::aes_size);
+        OPENSSL_cleanse(output.data(), output.size());
+    }
+    return out;
 }
 
 SslCtxPtr make_client_context(const Settings& s, EVP_PKEY* key)

@@ -44,6 +44,7 @@ void Connection::on_handshake(const net::TlsSocket::Result& result)
     tls.version = net::tls_version(ssl);
     tls.cipher = net::tls_cipher(ssl);
     tls.identity = net::handshake_identity(ssl, ticket_, std::time(nullptr));
+    tls.resumed = SSL_session_reused(ssl) == 1;
     session_.start(std::move(tls));
     pump();
 }

@@ -57,6 +57,21 @@ void check_key_permissions(const Settings& s)
     }
 }
 
+// After the start amtpd runs as `user` and reads tls.ticket-keys again at every reload:
+// a file it could read only as root (mode 600, owned by root) would fail every reload.
+void check_ticket_keys_owner(const Settings& s)
+{
+    if (s.tls.ticket_keys.empty() || s.user.empty() || ::geteuid() != 0)
+        return;
+    const passwd* pw = ::getpwnam(s.user.c_str());
+    struct stat st {};
+    if (!pw || ::stat(s.tls.ticket_keys.c_str(), &st) != 0 || st.st_uid == pw->pw_uid)
+        return;   // an unknown user is drop_privileges' to report, a missing file load_runtime's
+    throw ConfigError(s.tls.ticket_keys, 0, "tls.ticket-keys",
+                      "owned by uid " + std::to_string(st.st_uid) + ", but amtpd reads it as " + s.user +
+                          " at every reload: chown " + s.user + " it (mode 600)");
+}
+
 void drop_privileges(const Settings& s)
 {
     const std::string& user = s.user;
@@ -202,6 +217,12 @@ int main(int argc, char** argv)
     }
     if (vm.count("check-config")) {
         check_key_permissions(runtime->settings);
+        try {
+            check_ticket_keys_owner(runtime->settings);
+        } catch (const ConfigError& e) {
+            std::cerr << "amtpd: " << e.what() << "\n";
+            return EX_CONFIG;
+        }
         std::cout << describe_settings(runtime->settings) << "configuration OK\n";
         return 0;
     }
@@ -212,6 +233,7 @@ int main(int argc, char** argv)
         // OpenSSL writes to the socket with plain send(), which raises SIGPIPE.
         std::signal(SIGPIPE, SIG_IGN);
         check_key_permissions(runtime->settings);
+        check_ticket_keys_owner(runtime->settings);
         if (auto warning = net::raise_descriptor_limit(runtime->settings.limits.max_connections, 1))
             log_to_stderr(warning->str());
         boost::asio::io_context io;
@@ -250,7 +272,11 @@ int main(int argc, char** argv)
         server.listen();
         write_pid_file(runtime->settings);
         drop_privileges(runtime->settings);
-        log_to_stderr(LogLine("start").kv("hostname", runtime->settings.hostname).kv("config", file).str());
+        LogLine started("start");
+        started.kv("hostname", runtime->settings.hostname).kv("config", file);
+        if (runtime->ticket_keys)
+            started.kv("ticket_keys", static_cast<long long>(runtime->ticket_keys->keys.size()));
+        log_to_stderr(started.str());
         io.run();
         log_to_stderr(LogLine("exit").str());
     } catch (const ConfigError& e) {

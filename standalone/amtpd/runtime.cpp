@@ -31,10 +31,17 @@ std::shared_ptr<const Runtime> make_runtime(Settings settings, const Runtime* pr
     // Resumption is safe here: every Connection attaches its TicketBinding, so a
     // resumed session keeps the identity verified for that listener and address.
     const auto resumption = net::Resumption::bound_tickets;
+    // tls.ticket-keys is read here, at start and at every reload, once for both
+    // listeners. It is never kept from the previous runtime as tls.key may be: a
+    // rotation that silently did not happen would leave this host out of its farm.
+    if (!s.tls.ticket_keys.empty())
+        rt->ticket_keys = std::make_shared<const TicketKeys>(read_ticket_keys(s.tls.ticket_keys));
     rt->public_tls = std::make_shared<boost::asio::ssl::context>(
-        net::make_server_context(s, ListenerKind::public_network, resumption, rt->key.get()).release());
+        net::make_server_context(s, ListenerKind::public_network, resumption, rt->key.get(), rt->ticket_keys)
+            .release());
     rt->private_tls = std::make_shared<boost::asio::ssl::context>(
-        net::make_server_context(s, ListenerKind::private_network, resumption, rt->key.get()).release());
+        net::make_server_context(s, ListenerKind::private_network, resumption, rt->key.get(), rt->ticket_keys)
+            .release());
     rt->client_tls = std::shared_ptr<SSL_CTX>(net::make_client_context(s, rt->key.get()).release(), SSL_CTX_free);
     return rt;
 }

@@ -6,6 +6,7 @@
 #include "amtp/policy.hpp"
 #include "amtp/server_session.hpp"
 #include "amtp/settings.hpp"
+#include "amtp/ticket_keys.hpp"
 #include "amtp/tls_identity.hpp"
 
 #include <boost/asio/ssl/context.hpp>
@@ -27,6 +28,8 @@ struct Runtime {
     // it when the file is readable only by root (same path; a new key needs a restart).
     std::shared_ptr<EVP_PKEY> key;
     bool key_kept = false;                        // this runtime reused the previous key
+    // tls.ticket-keys as read for this runtime (null: OpenSSL's random keys).
+    std::shared_ptr<const TicketKeys> ticket_keys;
 
     const ServerConfig& config(ListenerKind k) const
     {

@@ -238,8 +238,13 @@ void Server::reload(std::shared_ptr<const Runtime> runtime)
 {
     runtime_ = std::move(runtime);
     limits_.configure(runtime_->settings.limits);
-    if (log_)
-        log_(LogLine("reload").kv("result", "pass").kv("key", runtime_->key_kept ? "kept" : "read").str());
+    if (log_) {
+        LogLine line("reload");
+        line.kv("result", "pass").kv("key", runtime_->key_kept ? "kept" : "read");
+        if (runtime_->ticket_keys)
+            line.kv("ticket_keys", static_cast<long long>(runtime_->ticket_keys->keys.size()));
+        log_(line.str());
+    }
 }
 
 } // namespace amtp::amtpd

@@ -167,10 +167,11 @@ def add_mailbox(root, domain, name):
 
 class World:
     def __init__(self, frontend, build_dir, limits="", listen_extra="", delivery_extra="", extra_sources=0,
-                 bench_ptrs=0):
+                 bench_ptrs=0, tls_extra=""):
         self.frontend = frontend
         self.limits = limits              # extra lines for [limits]
         self.listen_extra = listen_extra  # extra lines for [listen]
+        self.tls_extra = tls_extra        # extra lines for [tls]
         self.delivery_extra = delivery_extra  # extra lines for [delivery]
         # 127.0.0.30 ... : more addresses of mx.a.test (PTR mx.a.test), for load tests.
         self.extra_sources = ["127.0.0.%d" % (30 + i) for i in range(extra_sources)]
@@ -285,7 +286,7 @@ certificate = %s
 key = %s
 trusted-ca = %s
 private-ca = %s
-%s[delivery]
+%s%s[delivery]
 local-domain = b.test
 maildir-root = %s
 %s[policy]
@@ -297,7 +298,7 @@ directory = %s
 retry-schedule = 1h
 [limits]
 %s%s""" % (self.public_port, self.private_port, self.listen_extra, self.p("server-b.chain.pem"), self.p("server-b.key"),
-       self.p("public-root.pem"), self.p("private-root.pem"), self.dns_section(), self.maildir,
+       self.p("public-root.pem"), self.p("private-root.pem"), self.tls_extra, self.dns_section(), self.maildir,
        self.delivery_extra, policy,
        os.path.join(self.dir, "queue-b"),
        "" if "command-timeout" in self.limits else "command-timeout = 30s\n", self.limits))

@@ -129,6 +129,7 @@ private-ca = private-ca.pem
 crl = crl.pem
 require-client-eku = on
 min-version = 1.3
+ticket-keys = ticket.keys
 
 [dns]
 resolver = 127.0.0.1@15353
@@ -195,6 +196,7 @@ TEST_CASE("A complete settings file sets every option", "[settings]")
     CHECK(s.tls.crl == in_dir("crl.pem"));
     CHECK(s.tls.require_client_eku);
     CHECK(s.tls.min_version == "1.3");
+    CHECK(s.tls.ticket_keys == in_dir("ticket.keys"));
 
     CHECK(s.dns.resolver == "127.0.0.1@15353");
     CHECK(s.dns.forward_confirm);
@@ -241,6 +243,7 @@ TEST_CASE("Absent options take the table's defaults, and settings.hpp agrees wit
     CHECK(s.tls.trusted_ca.empty());
     CHECK_FALSE(s.tls.require_client_eku);
     CHECK(s.tls.min_version == "1.2");
+    CHECK(s.tls.ticket_keys.empty());
     CHECK(s.dns.resolver.empty());
     CHECK_FALSE(s.dns.forward_confirm);
     CHECK(s.dns.timeout == 5s);
@@ -297,14 +300,14 @@ TEST_CASE("The option table names each option once, with a type and help; requir
     // Names other front-ends and outside tests depend on.
     for (const char* fixed :
          {"hostname", "user", "listen.public", "listen.private", "listen.starttls", "listen.header-carrier", "tls.certificate", "tls.key",
-          "tls.trusted-ca", "tls.private-ca", "tls.crl", "tls.require-client-eku", "tls.min-version", "dns.resolver",
+          "tls.trusted-ca", "tls.private-ca", "tls.crl", "tls.require-client-eku", "tls.min-version", "tls.ticket-keys", "dns.resolver",
           "dns.forward-confirm", "dns.timeout", "dns.trust-anchor", "dns.nodefault-zone", "delivery.local-domain",
           "delivery.maildir-root", "delivery.lmtp", "delivery.recipients", "policy.file", "client.source", "client.port", "queue.directory",
           "queue.retry-schedule", "queue.max-age", "limits.max-message-size", "limits.max-recipients",
           "limits.command-timeout", "limits.data-timeout", "limits.max-errors", "limits.max-connections",
           "limits.max-connections-per-ip", "limits.ipv6-prefix-length", "queue.attempt-timeout"})
         CHECK(names.count(fixed) == 1);
-    CHECK(names.size() == 37);
+    CHECK(names.size() == 38);
 }
 
 TEST_CASE("Sizes are numbers of bytes with binary K, M or G suffixes", "[settings]")
@@ -646,7 +649,7 @@ TEST_CASE("An unknown key is refused with its line and a hint", "[settings]")
          "unknown key (user belongs before the first [section])"},
         {"hostname = b.test\n[tls]\nfoo = 1\n", 3, "tls.foo",
          "unknown key (the keys in [tls] are certificate, key, trusted-ca, private-ca, crl, require-client-eku, "
-         "min-version)"},
+         "min-version, ticket-keys)"},
         {"hostname = b.test\nbogus = 1\n", 2, "bogus",
          "unknown key (the keys before the first [section] are hostname, user)"},
         {"Hostname = b.test\n", 1, "Hostname", "unknown key (did you mean hostname?)"},

@@ -4,6 +4,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -41,6 +42,9 @@ using X509CrlPtr = std::unique_ptr<X509_CRL, FreeWith<X509_CRL, X509_CRL_free>>;
 using X509VerifyParamPtr = std::unique_ptr<X509_VERIFY_PARAM, FreeWith<X509_VERIFY_PARAM, X509_VERIFY_PARAM_free>>;
 using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, FreeWith<GENERAL_NAMES, detail::free_general_names>>;
 using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, FreeWith<EVP_PKEY, EVP_PKEY_free>>;
+using EvpCipherPtr = std::unique_ptr<EVP_CIPHER, FreeWith<EVP_CIPHER, EVP_CIPHER_free>>;
+using EvpKdfPtr = std::unique_ptr<EVP_KDF, FreeWith<EVP_KDF, EVP_KDF_free>>;
+using EvpKdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, FreeWith<EVP_KDF_CTX, EVP_KDF_CTX_free>>;
 using BioPtr = std::unique_ptr<BIO, FreeWith<BIO, detail::free_bio>>;
 using OpenSslString = std::unique_ptr<char, FreeWith<char, detail::free_openssl_string>>;
 using BignumPtr = std::unique_ptr<BIGNUM, FreeWith<BIGNUM, detail::free_bignum>>;

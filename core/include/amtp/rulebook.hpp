@@ -68,6 +68,7 @@ struct TlsInfo {
     IdentityResult identity;
     std::string version;                         // "TLSv1.3"
     std::string cipher;
+    bool resumed = false;                        // a resumed session: the identity came from its ticket
 };
 
 struct Envelope {

@@ -49,6 +49,7 @@ struct Settings {
         std::string crl;
         bool require_client_eku = false;
         std::string min_version = "1.2";
+        std::string ticket_keys;                  // tls.ticket-keys: empty, per-process random keys
     } tls;
 
     struct Dns {
