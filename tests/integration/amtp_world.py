@@ -133,6 +133,16 @@ def session_kib(sid, proportional=False):
     return out
 
 
+def wait_until(predicate, seconds=15.0):
+    """True as soon as predicate() is; its last answer after `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
 def wait_for_port(host, port, proc, seconds=20.0):
     deadline = time.time() + seconds
     while time.time() < deadline:

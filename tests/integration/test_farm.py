@@ -21,7 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import amtp_world  # noqa: E402
-from amtp_world import ROOT, close_world, free_port, main, open_world, wait_for_port  # noqa: E402
+from amtp_world import ROOT, close_world, free_port, main, open_world, wait_for_port, wait_until  # noqa: E402
 
 WORLD = None
 KEYS_DIR = None
@@ -67,15 +67,6 @@ def start_twin():
 def twin_log():
     with open(TWIN["log"], "rb") as f:
         return f.read().decode("utf-8", "replace")
-
-
-def wait_until(predicate, seconds=15.0):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def setUpModule():

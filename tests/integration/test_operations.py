@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from amtp_world import close_world, free_port, main, open_world  # noqa: E402
+from amtp_world import close_world, free_port, main, open_world, wait_until  # noqa: E402
 
 WORLD = None
 V6_PORT = None
@@ -92,15 +92,6 @@ def side_amtpd(test, name, edit=lambda text: text, preexec=None):
         with open(log_path) as f:
             return f.read()
     return proc, port, private, read_log
-
-
-def wait_until(predicate, seconds=15.0):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def relay_session(port, count, domain, tag):
