@@ -45,8 +45,10 @@ int main(int argc, char** argv)
     opts.add_options()("help,h", "this help")("config,c", po::value(&config)->required(), "the shared AMTP INI file")(
         "smtpd", po::value(&smtpd)->default_value("127.0.0.1:10026"), "loopback ADDRESS:PORT for smtpd's proxy-v2 listener")(
         "socket", po::value(&socket_path)->required(), "the gate's identity socket (given to the filter)")(
-        "filter", po::value(&filter)->required(), "path of amtp-opensmtpd-filter")(
-        "deliver", po::value(&deliver)->required(), "path of amtp-opensmtpd-deliver")(
+        "filter", po::value(&filter)->default_value(AMTP_OPENSMTPD_LIBEXEC "/amtp-opensmtpd-filter"),
+        "path of amtp-opensmtpd-filter")(
+        "deliver", po::value(&deliver)->default_value(AMTP_OPENSMTPD_LIBEXEC "/amtp-opensmtpd-deliver"),
+        "path of amtp-opensmtpd-deliver")(
         "delivery-notices", po::value(&notices), "abstract socket name the mda reports deliveries to (the gate's)")(
         "mail-user", po::value(&mail_user)->default_value("amtpmail"), "system user that owns the Maildirs")(
         "prepare-maildir", po::bool_switch(&prepare), "create delivery.maildir-root and give it to the mail user")(
