@@ -257,4 +257,39 @@ bool HeaderScanner::hold_results_line(std::string_view raw)
     return true;
 }
 
+std::vector<bool> HeaderScanner::scan(const std::vector<std::string_view>& lines)
+{
+    std::vector<bool> keep;
+    keep.reserve(lines.size());
+    // Held lines come back (kept after all) just before the line that settled them:
+    // they are the last lines marked dropped so far.
+    const auto mark_released = [&] {
+        std::size_t n = take_released().size();
+        for (std::size_t i = keep.size(); n > 0 && i-- > 0;)
+            if (!keep[i]) {
+                keep[i] = true;
+                --n;
+            }
+    };
+    for (const auto line : lines) {
+        const bool kept = this->line(line);
+        mark_released();
+        keep.push_back(kept);
+    }
+    finish();
+    mark_released();
+    return keep;
+}
+
+std::vector<std::string_view> header_lines(std::string_view text)
+{
+    std::vector<std::string_view> lines;
+    while (!text.empty()) {
+        const auto lf = text.find('\n');
+        lines.push_back(text.substr(0, lf));
+        text.remove_prefix(lf == std::string_view::npos ? text.size() : lf + 1);
+    }
+    return lines;
+}
+
 } // namespace amtp

@@ -402,7 +402,7 @@ Verdict Rulebook::message(SessionFacts& f, const MessageFacts& m) const
     return v;
 }
 
-std::string Rulebook::trace_fields(const SessionFacts& f, std::time_t now) const
+Rulebook::TraceFields Rulebook::trace(const SessionFacts& f, std::time_t now) const
 {
     TraceInfo info;
     info.by_host = config_->hostname;
@@ -419,7 +419,13 @@ std::string Rulebook::trace_fields(const SessionFacts& f, std::time_t now) const
         info.tls_cipher = f.tls->cipher;
     }
     info.when = now;
-    return received_field(info) + authentication_results_field(config_->hostname, info, "pass", Reason::none);
+    return {received_field(info), authentication_results_field(config_->hostname, info, "pass", Reason::none)};
+}
+
+std::string Rulebook::trace_fields(const SessionFacts& f, std::time_t now) const
+{
+    TraceFields t = trace(f, now);
+    return t.received + t.authentication_results;
 }
 
 Verdict Rulebook::accepted(SessionFacts& f, const MessageFacts& m, std::string_view message_id,

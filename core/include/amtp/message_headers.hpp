@@ -31,6 +31,10 @@ public:
     // The header ended without its empty line (the data ended): settles a held field.
     void finish();
     std::vector<std::string> take_released();
+    // A whole header block at once, for hosts whose MTA hands over the header: feeds
+    // `lines` (without line ends), settles held lines and finishes. Per line, whether
+    // it is kept (false: part of a carrier or a forged Authentication-Results field).
+    std::vector<bool> scan(const std::vector<std::string_view>& lines);
 
     bool in_header() const { return in_header_; }
     bool has_mpc_field() const { return mpc_fields_ > 0; }
@@ -55,5 +59,9 @@ private:
     std::vector<std::string> held_;      // its lines, while undecided
     std::vector<std::string> released_;  // held lines found not to be ours
 };
+
+// A header block as its lines, split at LF (a CR before it stays: the scanner drops
+// it); no empty last line for a block that ends in LF.
+std::vector<std::string_view> header_lines(std::string_view text);
 
 } // namespace amtp

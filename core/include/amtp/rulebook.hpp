@@ -153,7 +153,13 @@ public:
     // carried value, the declarations and every recipient's rules. On acceptance the
     // envelope's MPC is final and the host stores the message.
     Verdict message(SessionFacts& f, const MessageFacts& m) const;
-    // Received + Authentication-Results (CRLF) for the accepted message.
+    // Received and Authentication-Results (each CRLF-ended) for the accepted message;
+    // trace_fields: the two in that order, as they go on top of the message.
+    struct TraceFields {
+        std::string received;
+        std::string authentication_results;
+    };
+    TraceFields trace(const SessionFacts& f, std::time_t now) const;
     std::string trace_fields(const SessionFacts& f, std::time_t now) const;
     // The message is stored (detail: recipients carried to the queue, if any): the
     // 250 and its log line; the transaction ends.

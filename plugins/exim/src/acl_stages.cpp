@@ -28,24 +28,6 @@ std::string lf_lines(std::string_view crlf)
     return out;
 }
 
-// The header fields of a CRLF block, each with its continuation lines: Exim's
-// add_header takes one field at a time (:at_start: applies to its first line only).
-std::vector<std::string> fields_of(std::string_view block)
-{
-    std::vector<std::string> fields;
-    std::size_t start = 0;
-    while (start < block.size()) {
-        std::size_t end = block.find("\r\n", start);
-        end = end == std::string_view::npos ? block.size() : end + 2;
-        const std::string_view line = block.substr(start, end - start);
-        if (fields.empty() || (line.front() != ' ' && line.front() != '\t'))
-            fields.emplace_back();
-        fields.back() += line;
-        start = end;
-    }
-    return fields;
-}
-
 Rulebook rules_for(const Site& site, const Connection& c)
 {
     return Rulebook(site.config(c.facts.listener));
@@ -124,18 +106,7 @@ Decision acl_data(const Site& site, Connection& c, const DataInput& in)
     c.remove_fields.clear();
     const Rulebook rules = rules_for(site, c);
     HeaderScanner headers(authserv_id(site.settings.hostname));
-    std::size_t start = 0;
-    while (start < in.headers.size() && headers.in_header()) {
-        std::size_t end = in.headers.find('\n', start);
-        if (end == std::string::npos)
-            end = in.headers.size();
-        std::string_view l(in.headers.data() + start, end - start);
-        if (!l.empty() && l.back() == '\r')
-            l.remove_suffix(1);
-        headers.line(l);
-        start = end + 1;
-    }
-    headers.finish();
+    headers.scan(header_lines(in.headers));
     MessageFacts m;
     m.take_header(headers);
     m.size = in.size;   // Exim has refused a message over message_size_limit itself
@@ -154,11 +125,10 @@ Decision acl_data(const Site& site, Connection& c, const DataInput& in)
     // Every recipient here is local (public listeners refuse others) or, on a private
     // listener, is delivered by Exim's own routers; the MPC field goes with the message
     // either way, as a protocol other than AMTP carries it on (draft s4.4.4).
-    const auto trace = fields_of(rules.trace_fields(c.facts, in.now));
-    if (trace.size() == 2) {
-        c.received = lf_lines(trace[0]);
-        c.authentication_results = lf_lines(trace[1]);
-    }
+    // One field per add_header: :at_start: applies to an add_header's first line only.
+    const Rulebook::TraceFields trace = rules.trace(c.facts, in.now);
+    c.received = lf_lines(trace.received);
+    c.authentication_results = lf_lines(trace.authentication_results);
     c.mpc_field = lf_lines(mpc_field(c.facts.envelope.mpc));
     // Exim removes header fields by name only: when the core found a field claiming our
     // authserv-id, every Authentication-Results field goes (RFC 8601 s5 allows a border

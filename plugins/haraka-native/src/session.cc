@@ -56,34 +56,14 @@ MessageVerdict Session::message(const MessageInput& input)
 {
     HeaderScanner scanner(authserv_id(rules_.config().hostname));
     // One answer per physical line; owner[i]: the header entry line i belongs to.
-    std::vector<bool> keep;
+    std::vector<std::string_view> lines;
     std::vector<std::size_t> owner;
-    // Lines the scanner held come back (kept after all) just before the line that
-    // settled them: they are the last lines marked dropped so far.
-    const auto mark_released = [&] {
-        std::size_t n = scanner.take_released().size();
-        for (std::size_t i = keep.size(); n > 0 && i-- > 0;)
-            if (!keep[i]) {
-                keep[i] = true;
-                --n;
-            }
-    };
-    for (std::size_t entry = 0; entry < input.header.size(); ++entry) {
-        std::string_view text = input.header[entry];
-        while (!text.empty()) {
-            const auto lf = text.find('\n');
-            std::string_view line = text.substr(0, lf);
-            text.remove_prefix(lf == std::string_view::npos ? text.size() : lf + 1);
-            if (!line.empty() && line.back() == '\r')
-                line.remove_suffix(1);
-            const bool kept = scanner.line(line);
-            mark_released();
-            keep.push_back(kept);
+    for (std::size_t entry = 0; entry < input.header.size(); ++entry)
+        for (const auto line : header_lines(input.header[entry])) {
+            lines.push_back(line);
             owner.push_back(entry);
         }
-    }
-    scanner.finish();
-    mark_released();
+    const std::vector<bool> keep = scanner.scan(lines);
 
     message_ = MessageFacts{};
     message_.size = input.size;
