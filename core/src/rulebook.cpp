@@ -159,6 +159,13 @@ Verdict Rulebook::refusal(const SessionFacts& f, std::string_view event, Reason 
     return v;
 }
 
+Verdict Rulebook::unknown_parameter(const SessionFacts& f, std::string_view event, std::string_view keyword) const
+{
+    Verdict v = refuse(f, event, Reason::unknown_parameter, {{"parameter", keyword}});
+    v.reply = reply_for(Reason::unknown_parameter, keyword);
+    return v;
+}
+
 Verdict Rulebook::helo(SessionFacts& f) const
 {
     f.authenticated = false;
@@ -276,9 +283,7 @@ Verdict Rulebook::mail(SessionFacts& f, std::string_view argument) const
             if (p.value != "7BIT" && p.value != "8BITMIME")
                 return refuse(f, "mail", Reason::syntax_error, {{"body", p.value}});
         } else {
-            Verdict v = refuse(f, "mail", Reason::unknown_parameter, {{"parameter", p.keyword}});
-            v.reply = reply_for(Reason::unknown_parameter, p.keyword);
-            return v;
+            return unknown_parameter(f, "mail", p.keyword);
         }
     }
     const MpcParameter mpc = mpc_parameter(path->parameters, !config_->accept_header_carrier);
@@ -303,11 +308,8 @@ Verdict Rulebook::rcpt(SessionFacts& f, std::string_view argument) const
     const auto path = parse_path_command(argument, "TO");
     if (!path)
         return refuse(f, "rcpt", Reason::syntax_error, {{"command", argument}});
-    if (!path->parameters.empty()) {
-        Verdict v = refuse(f, "rcpt", Reason::unknown_parameter, {{"parameter", path->parameters.front().keyword}});
-        v.reply = reply_for(Reason::unknown_parameter, path->parameters.front().keyword);
-        return v;
-    }
+    if (!path->parameters.empty())
+        return unknown_parameter(f, "rcpt", path->parameters.front().keyword);
     const auto box = parse_mailbox(path->address);
     if (!box)
         return refuse(f, "rcpt", Reason::bad_recipient, {{"rcpt", path->address}});

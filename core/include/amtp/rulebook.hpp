@@ -181,6 +181,8 @@ private:
     Verdict refuse(const SessionFacts& f, std::string_view event, Reason reason, LogFields fields = {},
                    bool counts_as_error = true) const;
     Verdict pass(const SessionFacts& f, std::string_view event, Reply reply, LogFields fields = {}) const;
+    // unknown_parameter, whose reply names the keyword.
+    Verdict unknown_parameter(const SessionFacts& f, std::string_view event, std::string_view keyword) const;
     LogLine decision_line(const SessionFacts& f, std::string_view event, Reason reason) const;
     Verdict finish_ehlo(SessionFacts& f) const;
 
