@@ -453,8 +453,9 @@ Codec<std::string> path(bool empty_ok)
             [](const std::string& v) { return v; }};
 }
 
-// "unix:/path" (made absolute) or "host:port" with the host normalised; nullopt when
-// the value is neither.
+// "unix:/path" (made absolute) or "address:port"; nullopt when the value is neither.
+// A host name is refused: amtpd connects to an address without a lookup, and every
+// front-end must take the same values.
 std::optional<std::string> parse_lmtp(const Input& in)
 {
     constexpr std::string_view unix_prefix = "unix:";
@@ -475,8 +476,6 @@ std::optional<std::string> parse_lmtp(const Input& in)
             canonical = "[" + ip->str() + "]";
     } else if (const auto ip = IpAddress::parse(name); ip && ip->is_v4()) {
         canonical = ip->str();
-    } else {
-        canonical = normalize_host_name(name);
     }
     if (!canonical || !number)
         return std::nullopt;
@@ -485,7 +484,7 @@ std::optional<std::string> parse_lmtp(const Input& in)
 
 Codec<std::string> lmtp()
 {
-    const std::string hint = "use unix:/path/to/socket or HOST:PORT, e.g. 127.0.0.1:24";
+    const std::string hint = "use unix:/path/to/socket or ADDRESS:PORT, e.g. 127.0.0.1:24 or [::1]:24";
     return {"lmtp", hint, "", true,
             [=](const Input& in) {
                 auto parsed = parse_lmtp(in);
@@ -572,7 +571,8 @@ const TypeDoc type_docs[] = {
     {"path", "A file or directory name. A relative one is taken from the directory of the configuration file, "
              "so the settings hold absolute paths. An optional path may be left empty."},
     {"lmtp", "`unix:/path/to/socket` (a relative path is taken from the configuration file's directory) or "
-             "`HOST:PORT`; empty means none."},
+             "`ADDRESS:PORT` (an IPv4 address, or an IPv6 one in brackets: `[::1]:24`; a host name is not looked "
+             "up); empty means none."},
     {"tls-version", "`1.2` or `1.3`."},
     {"recipients", "`mailbox`, `any` or `file:PATH` (a relative path is taken from the configuration file's "
                    "directory)."},

@@ -40,12 +40,14 @@ snapshot() {
 # after_purge: the files the purge left, against snapshot "before"; only the user
 # database may differ (Debian policy: a package's system users stay after a purge).
 after_purge() {
+  # What apt installed only for the packages goes too, as an operator removes it.
+  apt-get autoremove --purge -y -qq >/dev/null
   snapshot after
   echo "== left after the purge, against the root before the packages were installed"
   diff /tmp/snapshot.before /tmp/snapshot.after | sed -n 's/^[<>] /  /p' >/tmp/purge.diff || true
   if [ -s /tmp/purge.diff ]; then sed 's/^/  /' /tmp/purge.diff; else echo "  nothing"; fi
   expect "nothing is left but the user database's backups" \
-    sh -c '! grep -v -E "^  /etc/(passwd|group|shadow|gshadow)-$" /tmp/purge.diff'
+    sh -c '! grep -q -v -E "^  /etc/(passwd|group|shadow|gshadow)-$" /tmp/purge.diff'
   for user in "$@"; do
     expect "the system user $user stays (Debian policy)" getent passwd "$user"
   done
@@ -117,7 +119,8 @@ as_unit() {
   [ -z "$ambient" ] || unit_cmd+=(--inh-caps=+"${ambient//,/,+}" --ambient-caps=+"${ambient//,/,+}")
 }
 
-# verify_unit SERVICE: systemd's own check of the installed unit file.
+# verify_unit SERVICE: systemd's own check of the installed unit file (with man-db in
+# the root, it also finds the man pages of its Documentation= line).
 verify_unit() {
   local status=0
   systemd-analyze verify "/lib/systemd/system/$1" >/tmp/verify.log 2>&1 || status=$?

@@ -5,7 +5,7 @@
 # no new privileges) on port 26, a message from the host's amtp-send stored in the
 # Maildir, reload, stop, amtpd started as root switching itself, remove and purge.
 . "$(dirname "$0")/common.sh"
-apt-get install -y -qq --no-install-recommends g++ pkgconf openssl systemd >/dev/null
+apt-get install -y -qq --no-install-recommends g++ pkgconf openssl systemd man-db >/dev/null
 snapshot before
 apt-get install -y -qq --no-install-recommends ./libamtp0_*.deb ./amtp-common_*.deb ./amtpd_*.deb \
   ./libamtp-dev_*.deb >/dev/null

@@ -47,6 +47,7 @@ cd /etc/amtp/tls
 (printf 'EHLO x.test\r\n'; sleep 1; printf 'QUIT\r\n'; sleep 1) |
   timeout 10 openssl s_client -starttls smtp -connect 127.0.0.79:52525 2>&1 | grep -E '^subject=' | sed 's/^/  other port, STARTTLS: /' | tee /tmp/starttls
 expect "the other port keeps STARTTLS with Exim's own certificate" grep -q "Exim Developers" /tmp/starttls
+cd /
 kill $pid; wait $pid || true; pid=""
 grep amtp /var/log/exim4/mainlog | sed 's/^/  mainlog: /'
 expect "the client's certificate reached the module" grep -q "amtp event=ehlo .* cert=mx.a.test" /var/log/exim4/mainlog

@@ -5,7 +5,7 @@
 # set and no new privileges, then amtpgate) on port 26; a message from the host's
 # amtp-send stored in the Maildir by the packaged mda; purge.
 . "$(dirname "$0")/common.sh"
-apt-get install -y -qq --no-install-recommends opensmtpd openssl systemd >/dev/null
+apt-get install -y -qq --no-install-recommends opensmtpd openssl systemd man-db >/dev/null
 snapshot before
 apt-get install -y -qq --no-install-recommends ./libamtp0_*.deb ./amtp-common_*.deb ./amtp-opensmtpd_*.deb >/dev/null
 echo "== installed"; dpkg -l 'amtp*' 'libamtp*' 'opensmtpd*' | awk '/^ii/{print "  " $2, $3}'

@@ -484,7 +484,7 @@ TEST_CASE("Addresses, resolvers and LMTP targets are checked and written canonic
     CHECK(accepted("dns.resolver", "127.0.0.1").dns.resolver == "127.0.0.1");
     CHECK(accepted("dns.resolver", "::1@53").dns.resolver == "::1@53");
     CHECK(accepted("dns.resolver", "").dns.resolver.empty());
-    CHECK(accepted("delivery.lmtp", "LocalHost:24").delivery.lmtp == "localhost:24");
+    CHECK(accepted("delivery.lmtp", "127.0.0.1:24").delivery.lmtp == "127.0.0.1:24");
     CHECK(accepted("delivery.recipients", "any").delivery.recipients == "any");
     CHECK(accepted("delivery.lmtp", "[::1]:24").delivery.lmtp == "[::1]:24");
     CHECK(accepted("delivery.lmtp", "unix:/run/lmtp").delivery.lmtp == "unix:/run/lmtp");
@@ -497,13 +497,13 @@ TEST_CASE("Addresses, resolvers and LMTP targets are checked and written canonic
     };
     const auto lmtp = [](const std::string& v) {
         return Refusal{v, "\"" + v +
-                              "\" is not an LMTP address (use unix:/path/to/socket or HOST:PORT, e.g. 127.0.0.1:24)"};
+                              "\" is not an LMTP address (use unix:/path/to/socket or ADDRESS:PORT, e.g. 127.0.0.1:24 or [::1]:24)"};
     };
     check_refusals("client.source", {ip("127.0.0.256"), ip("localhost"), ip("127.0.0.2:26")});
     check_refusals("dns.resolver", {resolver("127.0.0.1@"), resolver("127.0.0.1@0"), resolver("127.0.0.1@65536"),
                                     resolver("127.0.0.1:53"), resolver("dns.example@53")});
     check_refusals("delivery.lmtp", {lmtp("unix:"), lmtp("localhost"), lmtp("localhost:0"), lmtp("::1:24"),
-                                     lmtp("[127.0.0.1]:24")});
+                                     lmtp("[127.0.0.1]:24"), lmtp("LocalHost:24"), lmtp("dovecot.example:24")});
     const auto recipients = [](const std::string& v) {
         return Refusal{v, "\"" + v + "\" is not a recipient check (use mailbox, any or file:/path/to/list)"};
     };

@@ -2,7 +2,7 @@
 // Hands one message on, without a queue of its own (the caller acknowledges its client
 // only after the next hop's 2xx):
 //   deliver()  to a local delivery agent by LMTP (RFC 2033), for delivery.lmtp:
-//              "unix:/path/to/socket" or "host:port"; one reply per recipient.
+//              "unix:/path/to/socket" or "address:port" (core refuses names); one reply per recipient.
 //   handoff()  to amtpd's private listener over implicit TLS with MPC= on MAIL, whose
 //              durable queue then sends it on by AMTP (docs/haraka.md, outgoing mail);
 //              all or nothing: when a recipient is refused the data is not sent, so
