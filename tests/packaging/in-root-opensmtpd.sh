@@ -32,6 +32,7 @@ install -d -o amtpmail -g amtpmail -m 0700 /var/mail/amtp/d.test/bob
 echo "== step 3: smtpd as its unit starts it, then the gate as its unit starts it"
 mkdir -p /var/spool/smtpd
 smtpd -d 2>/tmp/smtpd.log & smtpd_pid=$!; pid=$smtpd_pid
+wait_port 127.0.0.1 10026 || sed 's/^/  smtpd: /' /tmp/smtpd.log
 expect "smtpd listens on 127.0.0.1:10026" wait_port 127.0.0.1 10026
 as_unit amtp-opensmtpd-gate.service
 gate=$(unit_value amtp-opensmtpd-gate.service ExecStart)
