@@ -45,7 +45,7 @@ haraka_install() {
   npm install -g --no-audit --no-fund --loglevel=error --omit=optional Haraka@3 >/dev/null ||
     haraka_fail "npm install -g Haraka@3 failed" || return 1
   hash -r
-  echo "haraka: Node $(node -v) ($(readlink -f "$(command -v node)")), Haraka $(haraka -v 2>/dev/null | tr -d '\n'), npm $(npm -v)"
+  echo "haraka: Node $(node -v) ($(readlink -f "$(command -v node)")), $(haraka -v 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | tr -d '\n'), npm $(npm -v) running on Node $(npm version --json | sed -n 's/^ *"node": "\(.*\)",*$/\1/p')"
 }
 
 haraka_setup() {
@@ -56,8 +56,13 @@ haraka_setup() {
   haraka -i "$dir" >/dev/null || haraka_fail "haraka -i $dir failed" || return 1
   # The package's install script builds the addon against the installed libamtp
   # (pkg-config amtp) and the running Node's own headers.
-  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "$tgz") ||
-    haraka_fail "npm install $tgz failed" || return 1
+  # Its output (the headers and the core it builds against, the compiler's lines) is
+  # shown; node-gyp's own chatter is not.
+  local status=0
+  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error --foreground-scripts "$tgz") \
+    >"$dir/npm-install.log" 2>&1 || status=$?
+  grep -v -E '^gyp (info|http)' "$dir/npm-install.log" || true
+  [ "$status" -eq 0 ] || haraka_fail "npm install $tgz failed (exit $status)" || return 1
   "$dir/node_modules/.bin/amtp-haraka-config" /etc/amtp/amtp.ini "$dir" ||
     haraka_fail "amtp-haraka-config /etc/amtp/amtp.ini $dir failed" || return 1
   local want=$address:$port listen
