@@ -78,12 +78,10 @@ function kv(fields) {
 
 exports.register = function () {
     const plugin = this
+    // The shared settings: AMTP_CONFIG, else config/amtp.ini [main] config (the instance's
+    // file over the package's default, config/amtp.ini here), else amtp-common's file.
     const cfg = plugin.config.get('amtp.ini', 'ini')
-    const file = process.env.AMTP_CONFIG || cfg.main?.config
-    if (!file) {
-        console.error('amtp: no configuration: set [main] config= in config/amtp.ini or AMTP_CONFIG')
-        process.exit(78)
-    }
+    const file = process.env.AMTP_CONFIG || cfg.main?.config || '/etc/amtp/amtp.ini'
     try {
         plugin.site = new native.Site(file)
     } catch (err) {

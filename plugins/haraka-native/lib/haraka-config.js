@@ -1,6 +1,10 @@
+#!/usr/bin/env node
 'use strict'
 // Writes a Haraka configuration directory from the shared AMTP settings (INI) and policy:
 //   node lib/haraka-config.js AMTP_INI OUT_DIR
+//   amtp-haraka-config AMTP_INI OUT_DIR        (the same, as the npm package's command)
+// The files it writes (config/smtp.ini, me, tls.ini, connection.ini, log.ini, plugins,
+// host_list, amtp.ini, the certificate and key copies) replace those of the same name.
 // The settings are read by the core (through the addon), so a bad file fails here with
 // the same "file:line: key: message" as amtpd's.
 const fs = require('node:fs')
@@ -25,7 +29,7 @@ function ini(sections) {
 
 async function main(argv) {
     if (argv.length !== 2) {
-        console.error('usage: haraka-config.js AMTP_INI OUT_DIR')
+        console.error('usage: amtp-haraka-config AMTP_INI HARAKA_DIR')
         return 64
     }
     const iniFile = path.resolve(argv[0])
@@ -112,7 +116,12 @@ async function main(argv) {
     write(config, 'log.ini', ini({ main: { level: 'notice', timestamps: true, format: 'default' } }))
     write(config, 'host_list', `${s.delivery.localDomains.join('\n')}\n`)
 
-    // Haraka finds local plugins in <dir>/plugins/<name>/ (its package.json names index.js).
+    // Installed by npm into this instance (node_modules/haraka-plugin-amtp): Haraka finds
+    // it there. Otherwise (the repository's folder) a link in <dir>/plugins/amtp/, where
+    // Haraka finds local plugins (its package.json names index.js).
+    const self = fs.realpathSync(path.resolve(__dirname, '..'))
+    const installed = path.join(out, 'node_modules', 'haraka-plugin-amtp')
+    if (fs.existsSync(installed) && fs.realpathSync(installed) === self) return 0
     const link = path.join(out, 'plugins', 'amtp')
     try {
         fs.unlinkSync(link)
