@@ -31,7 +31,9 @@ MAIL, RCPT, DATA (354), the message up to its 250, QUIT. Medians.
 
 --syscalls (amtpd-maildir20, opensmtpd-adapter, opensmtpd-gate): a second window of
 the same load under `perf trace -s -p` (amtpd; for OpenSMTPD smtpd's dispatcher and
-lookup processes and the gate): system calls per message, with the time inside them.
+lookup processes and the gate): system calls per message, with the time inside them;
+--trace-size sets that window's message size (OpenSMTPD), to see what scales with
+the message's lines.
 Tracing slows the server several-fold: the counts hold, the times are inflated.
 
 --call-graph dwarf,16384: user-space call chains through code without frame
@@ -363,7 +365,8 @@ def trace_syscalls(world, bench, target, mailbox, client, args, log, setup, carr
                       "%s@b.test" % mailbox, "--target", target] + client, args.secs + 90)
     else:
         r = run_json([bench, "--mode", "mail", "--carrier", carrier, "-c", str(peer_mtas.CONCURRENCY), "-s",
-                      str(args.secs), "--rcpt", "%s@b.test" % mailbox, "--target", target] + client, args.secs + 90)
+                      str(args.secs), "--size", str(args.trace_size), "--rcpt", "%s@b.test" % mailbox,
+                      "--target", target] + client, args.secs + 90)
     tr.send_signal(signal.SIGINT)
     tr.wait(timeout=60)
     n = r.get("completed", 0)
@@ -519,6 +522,8 @@ def main():
     ap.add_argument("--phase-sessions", type=int, default=40)
     ap.add_argument("--syscalls", action="store_true",
                     help="amtpd-maildir20: a second window under perf trace -s (system call counts and times)")
+    ap.add_argument("--trace-size", type=int, default=10240,
+                    help="the message size in bytes of the OpenSMTPD --syscalls window (default 10240, as figure 3)")
     ap.add_argument("--call-graph", default="fp",
                     help="perf record --call-graph: fp (default), or dwarf,16384 for callers through code "
                          "built without frame pointers (then 499 samples/s: larger records)")
