@@ -34,7 +34,8 @@ the same load under `perf trace -s -p` (amtpd; for OpenSMTPD smtpd's dispatcher 
 lookup processes and the gate): system calls per message, with the time inside them;
 --trace-size sets that window's message size (OpenSMTPD), to see what scales with
 the message's lines.
-Tracing slows the server several-fold: the counts hold, the times are inflated.
+Tracing slows the server several-fold: the counts hold, the times are inflated;
+--trace-events fsync,fdatasync traces those only and slows it much less.
 
 --call-graph dwarf,16384: user-space call chains through code without frame
 pointers (Debian's Exim, GnuTLS, OpenSSL), at 499 samples/s; then
@@ -357,7 +358,8 @@ def trace_syscalls(world, bench, target, mailbox, client, args, log, setup, carr
             if first.startswith(("smtpd: dispatcher", "smtpd: lookup")) or "amtp-opensmtpd-filter" in first \
                     or "amtp-opensmtpd-gate" in first:
                 pids.append(pid)
-    tr = subprocess.Popen(["perf", "trace", "-s", "-o", out, "-p", ",".join(map(str, pids))],
+    events = ["-e", args.trace_events] if args.trace_events else []
+    tr = subprocess.Popen(["perf", "trace", "-s", "-o", out, "-p", ",".join(map(str, pids))] + events,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     if setup == "amtpd-maildir20":
@@ -394,7 +396,7 @@ def trace_syscalls(world, bench, target, mailbox, client, args, log, setup, carr
                 key = (who.strip() + ": " if who else "") + m.group(1)
                 calls[key] += int(m.group(2))
                 msec[key] += float(m.group(4))
-    return {"messages": n, "rate": r.get("rate", 0), "threads": threads,
+    return {"messages": n, "rate": r.get("rate", 0), "threads": threads, "window_s": r.get("seconds", args.secs),
             "per_message": [(c, round(calls[c] / n, 2) if n else None, round(msec[c] / n, 3) if n else None)
                             for c, _ in calls.most_common(20)]}
 
@@ -504,7 +506,8 @@ def report(res):
         lines.append("  system calls under perf trace -s (%d messages, %.1f/s, %d threads): per message, calls and "
                      "ms inside the call, summed over threads:" % (sc["messages"], sc["rate"], sc["threads"]))
         for c, k, ms in sc["per_message"]:
-            lines.append("      %-16s %6.2f calls  %8.3f ms" % (c, k, ms))
+            lines.append("      %-16s %6.2f calls  %8.3f ms  (%.2f ms per call; %.2f in progress on average)" % (
+                c, k, ms, ms / k if k else 0, ms * sc["messages"] / 1000.0 / sc["window_s"] if sc["window_s"] else 0))
     if res["phases_ms"]:
         lines.append("  phases, median ms of %s: %s" % ("sequential sessions", ", ".join(
             "%s %.2f" % kv for kv in res["phases_ms"].items())))
@@ -522,6 +525,9 @@ def main():
     ap.add_argument("--phase-sessions", type=int, default=40)
     ap.add_argument("--syscalls", action="store_true",
                     help="amtpd-maildir20: a second window under perf trace -s (system call counts and times)")
+    ap.add_argument("--trace-events", default="",
+                    help="the system calls to trace in the --syscalls window, e.g. fsync,fdatasync (default: "
+                         "all; fewer slow the server less)")
     ap.add_argument("--trace-size", type=int, default=10240,
                     help="the message size in bytes of the OpenSMTPD --syscalls window (default 10240, as figure 3)")
     ap.add_argument("--call-graph", default="fp",
