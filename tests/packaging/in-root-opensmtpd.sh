@@ -30,7 +30,8 @@ expect "smtpd accepts the generated lines" smtpd -n
 stat -c '  %n %U:%G %a' /var/mail/amtp /var/mail/amtp/d.test
 install -d -o amtpmail -g amtpmail -m 0700 /var/mail/amtp/d.test/bob
 echo "== step 3: smtpd as its unit starts it, then the gate as its unit starts it"
-mkdir -p /var/spool/smtpd
+# Debian's opensmtpd leaves its spool to its init script (root, 0711).
+install -d -m 0711 /var/spool/smtpd
 smtpd -d 2>/tmp/smtpd.log & smtpd_pid=$!; pid=$smtpd_pid
 wait_port 127.0.0.1 10026 || sed 's/^/  smtpd: /' /tmp/smtpd.log
 expect "smtpd listens on 127.0.0.1:10026" wait_port 127.0.0.1 10026
