@@ -27,6 +27,9 @@ struct Engine::Session {
     bool data_failed = false;            // an internal error during data-line
     std::optional<Reply> data_refusal;   // DATA refused by the shadow
     std::optional<Reply> commit_refusal; // the end-of-data verdict, if negative
+    // smtpd 6.8 also reports the end-of-data dot as a protocol-client line: that one
+    // is not a command, and the shadow must not count it as an unknown one.
+    bool dot_report_due = false;
 };
 
 EngineConfig make_engine_config(const Settings& settings, std::shared_ptr<const Policy> policy)
@@ -280,6 +283,8 @@ void Engine::handle(const ReportEvent& e)
             claim(*it->second, *token); // the gate's own line: never the client's command
             return;
         }
+        if (std::exchange(it->second->dot_report_due, false) && e.rest == ".")
+            return;
         if (it->second->shadow)
             feed(*it->second, e.rest);
     }
@@ -466,6 +471,7 @@ void Engine::on_data_line(Session& s, const FilterEvent& e)
             s.shadow->receive(e.param + "\r\n");
         return;
     }
+    s.dot_report_due = true;
     std::string out;
     if (!s.shadow || !s.shadow_in_data || s.data_failed) {
         s.commit_refusal = s.data_refusal.value_or(internal_error_reply());

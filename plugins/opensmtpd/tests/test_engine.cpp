@@ -162,6 +162,32 @@ TEST_CASE("MPC= is checked on MAIL and stripped for smtpd; the message gets trac
     CHECK(h.line("filter|0.6|1|smtp-in|commit|05|aa|") == "filter-result|05|aa|proceed\n");
 }
 
+TEST_CASE("smtpd 6.8's report of the end-of-data dot is not an unknown command to the shadow")
+{
+    Harness h;
+    h.registered("127.0.0.8", 9);
+    h.connect("0d", "127.0.0.8:9");
+    h.line("filter|0.6|1|smtp-in|connect|0d|aa|x|127.0.0.8");
+    h.shows_token("0d", 9);
+    h.command("0d", "EHLO host1.isp.test", "ehlo", "host1.isp.test");
+    // More messages in one session than limits.max-errors (10): were each dot counted
+    // as an unknown command, the shadow would close the session before the last MAIL.
+    for (int i = 0; i < 12; ++i) {
+        INFO("message " << i);
+        REQUIRE(h.command("0d", "MAIL FROM:<a@a.test> MPC=per/individual", "mail-from", "a@a.test") ==
+                "filter-result|0d|aa|rewrite|<a@a.test>\n");
+        REQUIRE(h.command("0d", "RCPT TO:<bob@b.test>", "rcpt-to", "bob@b.test") == "filter-result|0d|aa|proceed\n");
+        h.line("report|0.6|1|smtp-in|protocol-client|0d|DATA");
+        h.line("filter|0.6|1|smtp-in|data-line|0d|aa|Subject: hi");
+        h.line("filter|0.6|1|smtp-in|data-line|0d|aa|");
+        REQUIRE(h.line("filter|0.6|1|smtp-in|data-line|0d|aa|.").find("filter-dataline|0d|aa|.\n") != std::string::npos);
+        REQUIRE(h.line("filter|0.6|1|smtp-in|commit|0d|aa|") == "filter-result|0d|aa|proceed\n");
+        h.line("report|0.6|1|smtp-in|protocol-client|0d|.");
+    }
+    CHECK(h.command("0d", "MAIL FROM:<a@a.test> MPC=per/individual", "mail-from", "a@a.test") ==
+          "filter-result|0d|aa|rewrite|<a@a.test>\n");
+}
+
 TEST_CASE("A message that already has an MPC field is refused at commit")
 {
     Harness h;
