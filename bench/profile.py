@@ -512,6 +512,15 @@ FIGURE1_CATEGORIES = [
      _chain(lambda c: _handshake(c) and _any(c, "d2i_X509", "X509_free") and not _any(c, "X509_verify_cert"))),
     ("  ticket: amtpd's make_ticket (identity checked and encoded)", _chain(lambda c: _any(c, "make_ticket"))),
     ("  ticket: the session serialised (i2d_SSL_SESSION)", _chain(lambda c: _any(c, "i2d_SSL_SESSION"))),
+    ("  ticket: the session parsed back (d2i_SSL_SESSION; OpenSSL's stateless ticket re-reads the session it "
+     "serialised, the client's certificate included; resumed: also the offered ticket)",
+     _chain(lambda c: _handshake(c) and _any(c, "d2i_SSL_SESSION"))),
+    ("  ticket, all of it (the three above, SSL_SESSION_free, the ticket's cipher and HMAC)",
+     _chain(lambda c: _handshake(c) and (_any(c, "make_ticket", "i2d_SSL_SESSION", "d2i_SSL_SESSION",
+                                              "SSL_SESSION_free", "ticket_key_callback") or
+                                         (_any(c, "EVP_EncryptUpdate", "EVP_EncryptFinal", "HMAC_Init_ex", "HMAC_Update",
+                                                   "HMAC_Final", "HMAC_CTX", "EVP_DecryptUpdate")
+                                          and not _any(c, "SSL_write", "SSL_read"))))),
     ("our chain verification (TrustStore::verify_client, cache included)",
      _chain(lambda c: _any(c, "TrustStore::verify_client"))),
     ("  the verification cache (VerificationCache::*)", _chain(lambda c: _any(c, "VerificationCache::"))),
