@@ -8,7 +8,10 @@
 //   mail     a full session per message: TLS, greeting, EHLO, MAIL, RCPT, DATA with one
 //            message, QUIT (the load of figure 3, against amtpd and other MTAs alike)
 //   idle     open N sessions, EHLO, and hold them (for memory per session)
-// --resume reuses each worker's last TLS session (ticket). --carrier says how the MPC
+// --resume reuses each worker's last TLS session (ticket), and counts the handshakes
+// that offered one and were not resumed (not_resumed). In tls mode a TLS 1.3 ticket
+// arrives after the handshake, so with --resume (or --wait-close, to time full
+// handshakes the same way) a worker reads until the server closes. --carrier says how the MPC
 // travels: "parameter" (MPC= on MAIL, AMTP), "header" (the AMTP-MPC header field,
 // profile B5, for Exim) or "none" (plain SMTP over TLS, for a stock MTA). MAIL, RCPT
 // and DATA go in one write when the EHLO reply offers PIPELINING (RFC 2920), one at a
@@ -49,12 +52,14 @@ struct Options {
     unsigned concurrency = 10;
     double seconds = 5;
     bool resume = false;
+    bool wait_close = false; // tls mode: read until the server closes (its tickets arrive)
 };
 
 struct Stats {
     std::uint64_t completed = 0;
     std::uint64_t errors = 0;
     std::uint64_t resumed = 0;
+    std::uint64_t not_resumed = 0; // a session was offered, a full handshake made
     std::vector<double> latencies_ms;
     std::string first_error;
 };
@@ -105,7 +110,8 @@ private:
         sock.bind(tcp::endpoint(source_, 0), ec);
         if (ec)
             return fail("bind: " + ec.message());
-        if (o_.resume && session_)
+        offered_ = o_.resume && session_;
+        if (offered_)
             SSL_set_session(stream_->native_handle(), session_.get());
         sock.async_connect(o_.target, [self = shared_from_this()](const boost::system::error_code& e) {
             if (e)
@@ -121,6 +127,10 @@ private:
             return fail("handshake: " + ec.message());
         if (SSL_session_reused(stream_->native_handle()))
             ++stats_.resumed;
+        else if (offered_)
+            ++stats_.not_resumed;
+        if (o_.mode == "tls" && (o_.resume || o_.wait_close))
+            return drain();
         if (o_.mode == "tls")
             return done_one(true);
         expect("220", [this]() {
@@ -190,6 +200,18 @@ private:
             pos = end + 1;
         }
         return false;
+    }
+
+    // tls mode: read (processing the server's NewSessionTicket messages) until the
+    // server closes; the handshake is done, so the close, clean or not, ends it.
+    void drain()
+    {
+        stream_->async_read_some(asio::buffer(buf_), [self = shared_from_this()](const boost::system::error_code& ec,
+                                                                                  std::size_t) {
+            if (!ec)
+                return self->drain();
+            self->done_one(true);
+        });
     }
 
     void record()
@@ -271,6 +293,7 @@ private:
     Clock::time_point started_;
     bool holding_ = false;
     bool pipelining_ = false; // the server's EHLO reply offered PIPELINING
+    bool offered_ = false;    // this handshake offered the worker's last session
 };
 
 // A server's reply, quoted into the JSON line.
@@ -315,7 +338,9 @@ int main(int argc, char** argv)
         ("size", po::value(&o.message_size)->default_value(10240), "message size in bytes")
         ("concurrency,c", po::value(&o.concurrency)->default_value(10), "workers (idle: sessions)")
         ("seconds,s", po::value(&o.seconds)->default_value(5), "duration (idle: how long to hold)")
-        ("resume", po::bool_switch(&o.resume), "resume TLS sessions (tickets)");
+        ("resume", po::bool_switch(&o.resume), "resume TLS sessions (tickets)")
+        ("wait-close", po::bool_switch(&o.wait_close),
+         "tls mode: after the handshake, read until the server closes (as --resume does)");
     po::variables_map vm;
     try {
         po::store(po::parse_command_line(argc, argv, cli), vm);
@@ -351,6 +376,9 @@ int main(int argc, char** argv)
     ctx.set_verify_mode(asio::ssl::verify_none); // the benchmark measures, it does not judge
     SSL_CTX_set_session_cache_mode(ctx.native_handle(), SSL_SESS_CACHE_CLIENT);
     SSL_CTX_set1_groups_list(ctx.native_handle(), "P-256");
+    // The tls mode's servers close without close_notify; a session must survive that
+    // (a fatal "unexpected EOF" would mark it not resumable).
+    SSL_CTX_set_options(ctx.native_handle(), SSL_OP_IGNORE_UNEXPECTED_EOF);
 
     Stats stats;
     const auto begin = Clock::now();
@@ -381,6 +409,7 @@ int main(int argc, char** argv)
     std::cout << "{\"mode\":\"" << o.mode << "\",\"carrier\":\"" << o.carrier << "\",\"resume\":" << (o.resume ? "true" : "false")
               << ",\"concurrency\":" << o.concurrency << ",\"seconds\":" << secs << ",\"completed\":" << stats.completed
               << ",\"errors\":" << stats.errors << ",\"resumed\":" << stats.resumed
+              << ",\"not_resumed\":" << stats.not_resumed
               << ",\"rate\":" << static_cast<double>(stats.completed) / secs
               << ",\"p50_ms\":" << percentile(stats.latencies_ms, 0.5)
               << ",\"p99_ms\":" << percentile(stats.latencies_ms, 0.99)

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Where the time goes in figure 3's adapters and figure 2's Maildir delivery: CPU per
-delivered message for every process taking part, the shared objects and functions it
-spends it in, and the wall time of each SMTP phase of one unloaded session.
+"""Where the time goes in figure 3's adapters, figure 2's Maildir delivery and figure 1's
+sessions: CPU per delivered message (figure 1: per session) for every process taking
+part, the shared objects and functions it spends it in, and the wall time of each SMTP
+phase of one unloaded session.
 
   python3 bench/profile.py --build build-release --out build/profile \
-      [--setups opensmtpd-adapter,opensmtpd-gate,opensmtpd-stock,exim-module,exim-stock,amtpd-maildir20] \
+      [--setups opensmtpd-adapter,opensmtpd-gate,opensmtpd-stock,exim-module,exim-stock,amtpd-maildir20,
+                amtpd-sessions,tls-baseline] \
       [--secs 15] [--phase-sessions 40] [--call-graph dwarf,16384]
 
 Run as root (the MTAs need it; perf records the whole machine) with perf
@@ -24,6 +26,14 @@ processes too short-lived for /proc accounting (smtpd's mda, Exim's connection a
 delivery children). Divided by the messages delivered in the window: CPU ms per
 message. cpu-clock samples only on-CPU time: time spent waiting for fsync shows up
 in the phase timings, not in the CPU table.
+
+Figure 1 (amtpd-sessions, tls-baseline): figure 1's load, amtp-bench -c 20 from 8
+addresses, --mode session (TLS, greeting, EHLO with the PTR verdict, QUIT) against
+amtpd, --mode tls (the handshake alone) against tls-baseline (no tickets) and, for
+tls-baseline-tickets, --mode tls --wait-close against tls-baseline making amtpd's
+tickets (figure 1b's bare full handshakes); CPU per completed session. With --call-graph dwarf,16384, --inclusive on amtpd or
+tls-baseline uses FIGURE1_CATEGORIES (the handshake's ECDHE, signature and chain
+verification, the ticket, the AMTP dialogue, the PTR verdict, logging, allocation).
 
 Phase timings: after the load, --phase-sessions sessions one after another (no other
 load from here), each timed per step: TCP connect + TLS handshake + greeting, EHLO,
@@ -71,7 +81,9 @@ from amtp_world import World, WireSession  # noqa: E402
 import peer_mtas  # noqa: E402
 from run import run_json  # noqa: E402
 
-SETUPS = ["opensmtpd-adapter", "opensmtpd-gate", "opensmtpd-stock", "exim-module", "exim-stock", "amtpd-maildir20"]
+SETUPS = ["opensmtpd-adapter", "opensmtpd-gate", "opensmtpd-stock", "exim-module", "exim-stock", "amtpd-maildir20",
+          "amtpd-sessions", "tls-baseline", "tls-baseline-tickets"]
+FIGURE1 = ("amtpd-sessions", "tls-baseline", "tls-baseline-tickets")
 
 
 class Names(threading.Thread):
@@ -245,11 +257,13 @@ def one_setup(setup, args, log):
     build = os.path.abspath(args.build)
     bench = os.path.join(build, "bin", "amtp-bench")
     frontend = setup.split("-")[0]
-    frontend = "standalone" if frontend == "amtpd" else frontend
+    frontend = "standalone" if frontend in ("amtpd", "tls") else frontend
+    tickets = setup == "tls-baseline-tickets"
     world = World(frontend, build, extra_sources=8, limits=peer_mtas.LIMITS,
                   **({"bench_ptrs": 1000} if frontend == "standalone" else {}))
     amtp_world.ARGS = argparse.Namespace(frontend=frontend)
     smtpd74 = peer_mtas.opensmtpd74()
+    baseline = None
     try:
         world.start_dns()
         if setup == "opensmtpd-adapter":
@@ -266,6 +280,14 @@ def one_setup(setup, args, log):
         elif setup == "exim-module":
             world.start_frontend()
             carrier = "header"
+        elif setup.startswith("tls-baseline"):
+            world.start_frontend()  # its configuration and certificates; amtpd stays idle
+            base_port = amtp_world.free_port()
+            baseline = subprocess.Popen([os.path.join(build, "bin", "tls-baseline"), world.config,
+                                         "127.0.0.3:%d" % base_port] + (["tickets"] if tickets else []),
+                                        stdout=subprocess.PIPE, text=True)
+            baseline.stdout.readline()
+            carrier = "parameter"
         elif setup == "exim-stock":
             world.config = world.site_config()  # amtp-exim-config derives Exim's configuration from it
             peer_mtas.start_stock_exim(world, build)
@@ -277,9 +299,9 @@ def one_setup(setup, args, log):
                                                                     else "profile")
         if setup not in ("exim-stock", "opensmtpd-stock"):  # there the starters make it, with its owner
             world.add_mailbox(mailbox)
-        if setup not in ("amtpd-maildir20", "exim-stock"):
+        if setup not in ("amtpd-maildir20", "exim-stock") + FIGURE1:
             world.add_mailbox("phase")
-        target = "127.0.0.3:%d" % world.public_port
+        target = "127.0.0.3:%d" % (base_port if setup.startswith("tls-baseline") else world.public_port)
         client = ["--cert", world.p("client.chain.pem"), "--key", world.p("client.key"),
                   "--sources", ",".join(world.extra_sources)]
         roles = roles_of(world)
@@ -288,7 +310,14 @@ def one_setup(setup, args, log):
         data = os.path.join(args.out, setup + ".perf.data")
         rec = perf_record(data, call_graph=args.call_graph)
         t0 = time.time()
-        if setup == "amtpd-maildir20":
+        if setup in FIGURE1:  # figure 1's load: sessions (or handshakes), counted as "delivered"
+            r = run_json([bench, "--mode", "session" if setup == "amtpd-sessions" else "tls", "-c", "20", "-s",
+                          str(args.secs), "--target", target] + (["--wait-close"] if tickets else []) + client,
+                         args.secs + 90)
+            load = {"acknowledged": r.get("completed", 0), "delivered": r.get("completed", 0),
+                    "window_s": r.get("seconds", args.secs), "drain_s": 0.0, "errors": r.get("errors", 0),
+                    "rate": r.get("rate", 0)}
+        elif setup == "amtpd-maildir20":
             r = run_json([bench, "--mode", "message", "-c", "20", "-s", str(args.secs), "--rcpt",
                           "%s@b.test" % mailbox, "--target", target] + client, args.secs + 90)
             load = {"acknowledged": r.get("completed", 0), "delivered": r.get("completed", 0),
@@ -305,10 +334,10 @@ def one_setup(setup, args, log):
         delivered = load["delivered"]
 
         def interesting(row):
-            return row.startswith(("amtp-opensmtpd", "smtpd", "exim4", "amtpd", "mail."))
+            return row.startswith(("amtp-opensmtpd", "smtpd", "exim4", "amtpd", "mail.", "tls-baseline"))
         rows, detail, server = analyse(data, names.names, roles, delivered, interesting)
         phase, failures = ({}, [])
-        if setup != "amtpd-maildir20" and args.phase_sessions:
+        if setup not in ("amtpd-maildir20",) + FIGURE1 and args.phase_sessions:
             if setup == "exim-stock":
                 world.add_mailbox("phase")
                 user = peer_mtas.pwd.getpwnam("Debian-exim")
@@ -327,6 +356,9 @@ def one_setup(setup, args, log):
         return {"setup": setup, "load": load, "syscalls": syscalls, "record_wall_s": round(wall, 1), "processes": rows, "server": server, "detail": detail,
                 "phases_ms": phase, "phase_failures": failures}
     finally:
+        if baseline is not None:
+            baseline.terminate()
+            baseline.wait(timeout=30)
         world.stop()
         world.cleanup()
 
@@ -335,7 +367,7 @@ def server_row(row):
     """Rows that belong to the server under test (not the load generator, the DNS
     server, perf, or the machine's other work)."""
     return row.startswith(("amtp-opensmtpd", "smtpd", "mail.", "sh (mail.mda)", "sh (amtp-opensmtpd", "exim4",
-                           "amtpd"))
+                           "amtpd", "tls-baseline"))
 
 
 def trace_syscalls(world, bench, target, mailbox, client, args, log, setup, carrier):
@@ -439,9 +471,91 @@ CATEGORIES = [
 ]
 
 
+def _has(*parts):
+    return lambda f: any(p in f[0] for p in parts)
+
+
+def _chain(test):
+    """A category decided on the whole call chain (a list of (symbol, dso), leaf first)."""
+    test.chain = True
+    return test
+
+
+def _any(chain, *parts):
+    return any(p in f[0] for f in chain for p in parts)
+
+
+def _handshake(chain):
+    # amtpd's handshake (TlsSocket::handshake_step), Asio's for tls-baseline
+    return _any(chain, "TlsSocket::handshake_step", "engine::handshake", "engine::do_accept", "SSL_do_handshake")
+
+
+def _ours(chain):
+    return _any(chain, "TrustStore::verify_client", "handshake_identity", "make_ticket")
+
+
+# Figure 1: amtpd's sessions and tls-baseline's handshakes. Debian's libssl names few
+# of its functions (its internal ones are [unknown]), so the handshake is split by
+# the exported libcrypto entry points its steps call. A category counts a sample once
+# if its chain matches; categories overlap.
+FIGURE1_CATEGORIES = [
+    ("TLS handshake (TlsSocket::handshake_step; Asio's engine in tls-baseline)", _chain(_handshake)),
+    ("  ECDHE: key generation (EVP_PKEY_generate/keygen)",
+     _chain(lambda c: _handshake(c) and _any(c, "EVP_PKEY_generate", "EVP_PKEY_keygen"))),
+    ("  ECDHE: shared secret (EVP_PKEY_derive)", _chain(lambda c: _handshake(c) and _any(c, "EVP_PKEY_derive"))),
+    ("  server's signature (EVP_DigestSign*)", _chain(lambda c: _handshake(c) and _any(c, "EVP_DigestSign"))),
+    ("  client's CertificateVerify checked (EVP_DigestVerify*, not in a chain check)",
+     _chain(lambda c: _handshake(c) and _any(c, "EVP_DigestVerify") and not _any(c, "X509_verify_cert"))),
+    ("  chain verification inside the handshake (X509_verify_cert from libssl)",
+     _chain(lambda c: _handshake(c) and _any(c, "X509_verify_cert") and not _ours(c))),
+    ("  the client's certificates decoded (d2i_X509*, X509_free)",
+     _chain(lambda c: _handshake(c) and _any(c, "d2i_X509", "X509_free") and not _any(c, "X509_verify_cert"))),
+    ("  ticket: amtpd's make_ticket (identity checked and encoded)", _chain(lambda c: _any(c, "make_ticket"))),
+    ("  ticket: the session serialised (i2d_SSL_SESSION)", _chain(lambda c: _any(c, "i2d_SSL_SESSION"))),
+    ("  ticket: the session parsed back (d2i_SSL_SESSION; OpenSSL's stateless ticket re-reads the session it "
+     "serialised, the client's certificate included; resumed: also the offered ticket)",
+     _chain(lambda c: _handshake(c) and _any(c, "d2i_SSL_SESSION"))),
+    ("  ticket, all of it (the three above, SSL_SESSION_free, the ticket's cipher and HMAC)",
+     _chain(lambda c: _handshake(c) and (_any(c, "make_ticket", "i2d_SSL_SESSION", "d2i_SSL_SESSION",
+                                              "SSL_SESSION_free", "ticket_key_callback") or
+                                         (_any(c, "EVP_EncryptUpdate", "EVP_EncryptFinal", "HMAC_Init_ex", "HMAC_Update",
+                                                   "HMAC_Final", "HMAC_CTX", "EVP_DecryptUpdate")
+                                          and not _any(c, "SSL_write", "SSL_read"))))),
+    ("our chain verification (TrustStore::verify_client, cache included)",
+     _chain(lambda c: _any(c, "TrustStore::verify_client"))),
+    ("  the verification cache (VerificationCache::*)", _chain(lambda c: _any(c, "VerificationCache::"))),
+    ("handshake_identity (the identity after the handshake)", _chain(lambda c: _any(c, "handshake_identity"))),
+    ("AMTP dialogue: records out (TlsSocket::write_step, SSL_write)",
+     _chain(lambda c: _any(c, "TlsSocket::write_step", "SSL_write"))),
+    ("AMTP dialogue: records in (TlsSocket::read_step, SSL_read)",
+     _chain(lambda c: _any(c, "TlsSocket::read_step", "SSL_read"))),
+    ("AMTP dialogue: the core's session (ServerSession::*, Rulebook, replies)",
+     _chain(lambda c: _any(c, "amtp::ServerSession::", "amtp::Rulebook::", "amtp::make_reply", "amtp::Reply::"))),
+    ("PTR verdict: lookup_client_names, Resolver, libunbound (its thread included)",
+     _chain(lambda c: _any(c, "lookup_client_names", "amtp::Resolver", "DnsPump") or
+            any(f[1].startswith("libunbound") for f in c))),
+    ("logging (LogLine, log_to_stderr, printable)", _chain(lambda c: _any(c, "LogLine", "log_to_stderr",
+                                                                       "amtp::printable"))),
+    ("connection set-up and teardown (accept, TlsSocket ctor/close, SSL_free, Connection::finish)",
+     _chain(lambda c: _any(c, "Server::accept", "TlsSocket::TlsSocket", "TlsSocket::close", "SSL_free",
+                           "Connection::finish", "Connection::Connection", "async_accept", "reactive_socket_accept",
+                           "~stream", "SSL_new"))),
+    ("allocation (malloc, free, operator new/delete), everywhere",
+     lambda f: f[0] in ("malloc", "free", "cfree", "_int_malloc", "_int_free", "realloc", "calloc",
+                        "malloc_consolidate", "_int_realloc", "unlink_chunk.constprop.0")
+     or f[0].startswith(("operator new", "operator delete", "cfree@", "__libc_malloc", "__libc_free"))),
+    ("kernel: TCP send (tcp_sendmsg)", lambda f: f[0] == "tcp_sendmsg"),
+    ("kernel: TCP receive (tcp_recvmsg)", lambda f: f[0] == "tcp_recvmsg"),
+    ("kernel: epoll", lambda f: f[0] in ("do_epoll_wait", "do_epoll_ctl")),
+    ("kernel, any frame", lambda f: f[1] == "[kernel.kallsyms]"),
+    ("libcrypto/libssl, any frame", lambda f: f[1].startswith(("libcrypto", "libssl"))),
+]
+
+
 def inclusive(data, comm, messages):
-    """Per category of CATEGORIES: ms per message of `comm`'s samples whose chain
-    passes through it."""
+    """Per category of CATEGORIES (FIGURE1_CATEGORIES for amtpd and tls-baseline): ms
+    per message (figure 1: per session) of `comm`'s samples whose chain passes through it."""
+    categories = FIGURE1_CATEGORIES if comm in ("amtpd", "tls-baseline") else CATEGORIES
     if data.endswith(".txt"):  # the output of that perf script, kept
         with open(data) as f:
             out = argparse.Namespace(stdout=f.read())
@@ -456,8 +570,8 @@ def inclusive(data, comm, messages):
         if period is None:
             return
         whole += period
-        for name, match in CATEGORIES:
-            if any(match(f) for f in frames):
+        for name, match in categories:
+            if match(frames) if getattr(match, "chain", False) else any(match(f) for f in frames):
                 totals[name] += period
     period, frames = None, []
     for line in out.stdout.splitlines():
@@ -477,7 +591,7 @@ def inclusive(data, comm, messages):
     close(period, frames)
     return {"comm": comm, "messages": messages, "cpu_ms_per_message": round(whole / 1e6 / messages, 3),
             "categories": [(n, round(totals[n] / 1e6 / messages, 3), round(100.0 * totals[n] / whole, 1) if whole
-                            else 0.0) for n, _ in CATEGORIES]}
+                            else 0.0) for n, _ in categories]}
 
 
 def report(res):

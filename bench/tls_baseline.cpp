@@ -2,6 +2,13 @@
 // verifies a client certificate (OpenSSL's own chain check against the same CA),
 // close. Same certificates, same curves and ciphers as amtpd, one Asio loop like
 // amtpd: what the machine can do before any AMTP work.
+//   tls-baseline CONFIG ADDRESS:PORT           full handshakes only, no tickets
+//   tls-baseline CONFIG ADDRESS:PORT tickets   TLS 1.3 session tickets made and taken
+// exactly as amtpd's public listener does (make_server_context's bound_tickets: one
+// stateless ticket per handshake, renewed at every resumption, no session cache, the
+// resumed handshake still an ECDHE exchange, psk_dhe_ke: OpenSSL accepts psk_ke only
+// with SSL_OP_ALLOW_NO_DHE_KEX, which neither sets), but with no identity in the
+// ticket: the bare cost of resumption, the baseline of figure 1b.
 #include "amtp/settings.hpp"
 #include "amtp/net/tls_context.hpp"
 
@@ -10,6 +17,7 @@
 
 #include <iostream>
 #include <memory>
+#include <string>
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -34,15 +42,20 @@ void accept(tcp::acceptor& acceptor, asio::ssl::context& ctx)
 
 int main(int argc, char** argv)
 {
-    if (argc != 3) {
-        std::cerr << "usage: tls-baseline CONFIG ADDRESS:PORT\n";
+    const bool tickets = argc == 4 && std::string(argv[3]) == "tickets";
+    if (argc != 3 && !tickets) {
+        std::cerr << "usage: tls-baseline CONFIG ADDRESS:PORT [tickets]\n";
         return 64;
     }
     try {
         const amtp::Settings s = amtp::load_settings(argv[1]);
-        // Full handshakes only: the baseline measures what every new peer costs.
-        asio::ssl::context ctx(
-            amtp::net::make_server_context(s, amtp::ListenerKind::public_network, amtp::net::Resumption::off).release());
+        // Without "tickets", full handshakes only: what every new peer costs. With it,
+        // amtpd's ticket settings; no TicketBinding is attached, so a ticket carries
+        // no identity and a resumed session is taken as OpenSSL finds it.
+        asio::ssl::context ctx(amtp::net::make_server_context(s, amtp::ListenerKind::public_network,
+                                                              tickets ? amtp::net::Resumption::bound_tickets
+                                                                      : amtp::net::Resumption::off)
+                                   .release());
         // Unlike amtpd, OpenSSL verifies the chain itself and requires a certificate.
         for (const auto& ca : s.tls.trusted_ca)
             ctx.load_verify_file(ca);
