@@ -5,8 +5,8 @@ part, the shared objects and functions it spends it in, and the wall time of eac
 phase of one unloaded session.
 
   python3 bench/profile.py --build build-release --out build/profile \
-      [--setups opensmtpd-adapter,opensmtpd-gate,opensmtpd-stock,exim-module,exim-stock,amtpd-maildir20,
-                amtpd-sessions,tls-baseline] \
+      [--setups opensmtpd-adapter,opensmtpd-gate,opensmtpd-stock,exim-module,exim-stock,haraka-plugin,
+                haraka-plain,amtpd-maildir20,amtpd-sessions,tls-baseline] \
       [--secs 15] [--phase-sessions 40] [--call-graph dwarf,16384]
 
 Run as root (the MTAs need it; perf records the whole machine) with perf
@@ -15,7 +15,8 @@ OpenSMTPD setups need smtpd 7.4 unpacked by bench/install-deps.
 
 Method, per setup: start the server exactly as figure 3 does (bench/peer_mtas.py:
 the adapter's own starter, the gate without the filter, stock smtpd 7.4, Exim with
-and without the module) or amtpd as figure 2 does; then, while figure 3's load runs
+and without the module, Haraka with the plugin and with Node's own client-certificate
+TLS instead) or amtpd as figure 2 does; then, while figure 3's load runs
 (amtp-bench --mode mail, 10 sessions, one 10 KB message per mutual-TLS session from 8
 addresses) or figure 2's (--mode message, 20 sessions), `perf record -a -e cpu-clock
 -F 999 -g` samples every CPU. Each sample is charged to the process it hit, named from
@@ -81,8 +82,8 @@ from amtp_world import World, WireSession  # noqa: E402
 import peer_mtas  # noqa: E402
 from run import run_json  # noqa: E402
 
-SETUPS = ["opensmtpd-adapter", "opensmtpd-gate", "opensmtpd-stock", "exim-module", "exim-stock", "amtpd-maildir20",
-          "amtpd-sessions", "tls-baseline", "tls-baseline-tickets"]
+SETUPS = ["opensmtpd-adapter", "opensmtpd-gate", "opensmtpd-stock", "exim-module", "exim-stock", "haraka-plugin",
+          "haraka-plain", "amtpd-maildir20", "amtpd-sessions", "tls-baseline", "tls-baseline-tickets"]
 FIGURE1 = ("amtpd-sessions", "tls-baseline", "tls-baseline-tickets")
 
 
@@ -292,10 +293,14 @@ def one_setup(setup, args, log):
             world.config = world.site_config()  # amtp-exim-config derives Exim's configuration from it
             peer_mtas.start_stock_exim(world, build)
             carrier = "none"
+        elif setup == "haraka-plain":
+            world.config = world.site_config()  # haraka-config.js derives Haraka's configuration from it
+            peer_mtas.start_haraka_plain(world, build)
+            carrier = "none"
         else:
             world.start_frontend()
             carrier = "parameter"
-        mailbox = "stock-smtpd" if setup == "opensmtpd-stock" else ("without-adapter" if setup == "exim-stock"
+        mailbox = "stock-smtpd" if setup == "opensmtpd-stock" else ("without-adapter" if setup in ("exim-stock", "haraka-plain")
                                                                     else "profile")
         if setup not in ("exim-stock", "opensmtpd-stock"):  # there the starters make it, with its owner
             world.add_mailbox(mailbox)
@@ -367,7 +372,7 @@ def server_row(row):
     """Rows that belong to the server under test (not the load generator, the DNS
     server, perf, or the machine's other work)."""
     return row.startswith(("amtp-opensmtpd", "smtpd", "mail.", "sh (mail.mda)", "sh (amtp-opensmtpd", "exim4",
-                           "amtpd", "tls-baseline"))
+                           "amtpd", "tls-baseline", "node", "libuv-worker"))
 
 
 def trace_syscalls(world, bench, target, mailbox, client, args, log, setup, carrier):
