@@ -70,6 +70,15 @@ struct Harness {
     {
         line("report|0.6|1|smtp-in|link-connect|" + sid + "|<unknown>|fail|" + src + "|127.0.0.1:10026");
     }
+    // A session the gate registered from 127.0.0.8:PORT, through connect and EHLO.
+    void after_ehlo(const std::string& sid, unsigned port)
+    {
+        registered("127.0.0.8", port);
+        connect(sid, "127.0.0.8:" + std::to_string(port));
+        line("filter|0.6|1|smtp-in|connect|" + sid + "|aa|x|127.0.0.8");
+        shows_token(sid, port);
+        command(sid, "EHLO host1.isp.test", "ehlo", "host1.isp.test");
+    }
     std::string command(const std::string& sid, const std::string& cmd, const std::string& phase, const std::string& param)
     {
         line("report|0.6|1|smtp-in|protocol-client|" + sid + "|" + cmd);
@@ -138,11 +147,7 @@ TEST_CASE("A refused certificate is answered at EHLO with its reason")
 TEST_CASE("MPC= is checked on MAIL and stripped for smtpd; the message gets trace and MPC fields")
 {
     Harness h;
-    h.registered("127.0.0.8", 3);
-    h.connect("05", "127.0.0.8:3");
-    h.line("filter|0.6|1|smtp-in|connect|05|aa|x|127.0.0.8");
-    h.shows_token("05", 3);
-    h.command("05", "EHLO host1.isp.test", "ehlo", "host1.isp.test");
+    h.after_ehlo("05", 3);
     CHECK(h.command("05", "MAIL FROM:<a@a.test> MPC=com/optout", "mail-from", "a@a.test") ==
           "filter-result|05|aa|reject|550 5.7.1 MPC policy violation\n");
     CHECK(h.command("05", "MAIL FROM:<a@a.test> BODY=8BITMIME MPC=per/individual", "mail-from", "a@a.test") ==
@@ -165,11 +170,7 @@ TEST_CASE("MPC= is checked on MAIL and stripped for smtpd; the message gets trac
 TEST_CASE("smtpd 6.8's report of the end-of-data dot is not an unknown command to the shadow")
 {
     Harness h;
-    h.registered("127.0.0.8", 9);
-    h.connect("0d", "127.0.0.8:9");
-    h.line("filter|0.6|1|smtp-in|connect|0d|aa|x|127.0.0.8");
-    h.shows_token("0d", 9);
-    h.command("0d", "EHLO host1.isp.test", "ehlo", "host1.isp.test");
+    h.after_ehlo("0d", 9);
     // More messages in one session than limits.max-errors (10): were each dot counted
     // as an unknown command, the shadow would close the session before the last MAIL.
     for (int i = 0; i < 12; ++i) {
@@ -191,11 +192,7 @@ TEST_CASE("smtpd 6.8's report of the end-of-data dot is not an unknown command t
 TEST_CASE("A message that already has an MPC field is refused at commit")
 {
     Harness h;
-    h.registered("127.0.0.8", 4);
-    h.connect("06", "127.0.0.8:4");
-    h.line("filter|0.6|1|smtp-in|connect|06|aa|x|127.0.0.8");
-    h.shows_token("06", 4);
-    h.command("06", "EHLO host1.isp.test", "ehlo", "host1.isp.test");
+    h.after_ehlo("06", 4);
     h.command("06", "MAIL FROM:<a@a.test> MPC=per/individual", "mail-from", "a@a.test");
     h.command("06", "RCPT TO:<bob@b.test>", "rcpt-to", "bob@b.test");
     h.line("report|0.6|1|smtp-in|protocol-client|06|DATA");
@@ -239,11 +236,7 @@ TEST_CASE("Random input never produces a malformed output line")
 TEST_CASE("A DATA smtpd refused does not leave the shadow in DATA (no stalled phase)")
 {
     Harness h;
-    h.registered("127.0.0.8", 6);
-    h.connect("07", "127.0.0.8:6");
-    h.line("filter|0.6|1|smtp-in|connect|07|aa|x|127.0.0.8");
-    h.shows_token("07", 6);
-    h.command("07", "EHLO host1.isp.test", "ehlo", "host1.isp.test");
+    h.after_ehlo("07", 6);
     h.command("07", "MAIL FROM:<a@a.test> MPC=per/individual", "mail-from", "a@a.test");
     h.command("07", "RCPT TO:<carl@c.test>", "rcpt-to", "carl@c.test"); // private: relay allowed here, smtpd refuses
     h.line("report|0.6|1|smtp-in|protocol-client|07|DATA");          // smtpd answers 503 itself
