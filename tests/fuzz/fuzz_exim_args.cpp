@@ -284,9 +284,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 const auto parsed = parse_mpc(mpc);
                 FUZZ_CHECK(parsed.value && parsed.value->str() == mpc);
             }
+            // The header field's value without the white space around it, CR and LF
+            // included, as the core takes it (a folded or CRLF-ended field).
             std::string trimmed = padded[1];
-            trimmed.erase(0, trimmed.find_first_not_of(" \t"));
-            trimmed.erase(trimmed.find_last_not_of(" \t\n") + 1);
+            trimmed.erase(0, trimmed.find_first_not_of(" \t\r\n"));
+            trimmed.erase(trimmed.find_last_not_of(" \t\r\n") + 1);
             if (!trimmed.empty()) {
                 const auto given = parse_mpc(trimmed);
                 FUZZ_CHECK(mpc == (given.value ? given.value->str() : std::string()));
